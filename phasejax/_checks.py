@@ -1,0 +1,129 @@
+"""Input validation shared by every public function.
+
+Every error names the parameter, the value it got and what it accepts. Errors are
+:class:`InputError` (a ``ValueError``) so the CLI can print one line and exit 2.
+
+Checks run on concrete (host) values only: inside ``jit`` the arguments are tracers and
+the checks that need values are skipped, so validate at the public entry point.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import jax
+import numpy as np
+
+
+class InputError(ValueError):
+    """A public function or the CLI got an argument it does not accept."""
+
+
+def _is_traced(x) -> bool:
+    return isinstance(x, jax.core.Tracer)
+
+
+def check_int(name: str, value, *, minimum: int | None = None, maximum: int | None = None) -> int:
+    """``value`` as a Python int, or an :class:`InputError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer, float, np.floating)):
+        raise InputError(f"{name} must be an integer, got {value!r}")
+    if isinstance(value, (float, np.floating)):
+        if not math.isfinite(value) or value != int(value):
+            raise InputError(f"{name} must be an integer, got {value!r}")
+    v = int(value)
+    if minimum is not None and v < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    if maximum is not None and v > maximum:
+        raise InputError(f"{name} must be an integer <= {maximum}, got {value!r}")
+    return v
+
+
+def check_real(
+    name: str,
+    value,
+    *,
+    positive: bool = False,
+    nonnegative: bool = False,
+    minimum: float | None = None,
+    maximum: float | None = None,
+) -> float:
+    """``value`` as a finite Python float, or an :class:`InputError` naming ``name``."""
+    if _is_traced(value):
+        return value
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} must be a real number, got {value!r}") from None
+    if not math.isfinite(v):
+        raise InputError(f"{name} must be finite, got {value!r}")
+    if positive and not v > 0:
+        raise InputError(f"{name} must be > 0, got {value!r}")
+    if nonnegative and not v >= 0:
+        raise InputError(f"{name} must be >= 0, got {value!r}")
+    if minimum is not None and v < minimum:
+        raise InputError(f"{name} must be >= {minimum}, got {value!r}")
+    if maximum is not None and v > maximum:
+        raise InputError(f"{name} must be <= {maximum}, got {value!r}")
+    return v
+
+
+def check_betas(betas, name: str = "betas"):
+    """Inverse temperatures: finite and >= 0. Scalars become shape (1,) only if ``keep_scalar`` is false."""
+    if _is_traced(betas):
+        return betas
+    arr = np.asarray(betas)
+    if arr.dtype.kind not in "iuf":
+        raise InputError(f"{name} must be real numbers, got dtype {arr.dtype}")
+    if arr.ndim > 1:
+        raise InputError(f"{name} must be a scalar or a 1-D array, got shape {arr.shape}")
+    if arr.size == 0:
+        raise InputError(f"{name} must not be empty")
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{name} must be finite, got {arr.tolist() if arr.size < 8 else arr}")
+    if np.any(arr < 0):
+        raise InputError(f"{name} must be >= 0 (beta multiplies <q,k>), got min {arr.min()!r}")
+    return betas
+
+
+def check_array(name: str, x, *, ndim: int | None = None, finite: bool = True, last_dim: int | None = None):
+    """Shape and finiteness of an array argument (skipped for tracers)."""
+    if _is_traced(x):
+        return x
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "iuf":
+        raise InputError(f"{name} must be a real array, got dtype {arr.dtype}")
+    if ndim is not None and arr.ndim != ndim:
+        raise InputError(f"{name} must have {ndim} dimension(s), got shape {arr.shape}")
+    if last_dim is not None and arr.shape[-1] != last_dim:
+        raise InputError(f"{name} must have last dimension {last_dim}, got shape {arr.shape}")
+    if arr.size == 0:
+        raise InputError(f"{name} must not be empty, got shape {arr.shape}")
+    if finite and not np.all(np.isfinite(arr)):
+        bad = int(np.sum(~np.isfinite(arr)))
+        raise InputError(f"{name} must be finite, got {bad} NaN/inf entr{'y' if bad == 1 else 'ies'}")
+    return x
+
+
+def check_unit_vectors(name: str, x, *, atol: float = 1e-3):
+    """Rows of ``x`` must be nonzero; they are expected to be unit vectors (within ``atol``)."""
+    if _is_traced(x):
+        return x
+    arr = np.asarray(x, dtype=np.float64)
+    norms = np.linalg.norm(arr, axis=-1)
+    if np.any(norms == 0):
+        raise InputError(f"{name} has a zero vector (row {int(np.argmin(norms))}); vectors must be nonzero")
+    if np.any(np.abs(norms - 1) > atol):
+        i = int(np.argmax(np.abs(norms - 1)))
+        raise InputError(
+            f"{name} must be unit vectors (|x| = 1 within {atol}), got norm {norms.flat[i]:.6g}; "
+            "normalise first (phasejax.normalize)"
+        )
+    return x
+
+
+def check_option(name: str, value, allowed: Iterable[str]) -> str:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise InputError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+    return value

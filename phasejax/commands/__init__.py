@@ -1,0 +1,1 @@
+"""Subcommands of the ``phasejax`` CLI, one module each (see :mod:`phasejax.cli`)."""

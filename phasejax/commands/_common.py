@@ -1,0 +1,168 @@
+"""Options, output folders, tables and JSON shared by the subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+
+from .._checks import InputError
+
+
+def positive_int(text: str) -> int:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if not math.isfinite(v) or v < 1 or v != int(v):
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(v)
+
+
+def count(text: str) -> int:
+    """An integer that may be written as 1e6."""
+    return positive_int(text)
+
+
+def real(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a real number, got {text!r}") from None
+    if not math.isfinite(v):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return v
+
+
+def nonneg_real(text: str) -> float:
+    v = real(text)
+    if v < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text!r}")
+    return v
+
+
+def positive_real(text: str) -> float:
+    v = real(text)
+    if v <= 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
+    return v
+
+
+def add_output_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("output")
+    g.add_argument("--out", default=None, help="results folder (default runs/<command>-<timestamp>/)")
+    g.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
+    g.add_argument("--x64", action="store_true", help="compute in float64 (jax_enable_x64)")
+    g.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    g.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def add_geometry_arguments(p: argparse.ArgumentParser, *, d_default: int = 3) -> None:
+    g = p.add_argument_group("key law")
+    g.add_argument(
+        "--geometry",
+        default="uniform",
+        help="key law: uniform (UniformSphere), powerlaw (PowerLawCap, needs --alpha), "
+        "subsphere (Subsphere, needs --m); default uniform",
+    )
+    g.add_argument("--d", type=int, default=d_default, help=f"ambient dimension, keys on S^(d-1) (default {d_default})")
+    g.add_argument("--alpha", type=positive_real, default=None, help="local exponent of PowerLawCap")
+    g.add_argument("--m", type=int, default=None, help="dimension of the great subsphere S^(m-1) for Subsphere")
+
+
+def geometry_from_args(args):
+    from ..geometry import law_from_name
+
+    return law_from_name(args.geometry, d=args.d, alpha=args.alpha, m=args.m)
+
+
+def setup(args, name: str) -> str:
+    """Apply --x64 and create the output folder; returns its path."""
+    import jax
+
+    if getattr(args, "x64", False):
+        jax.config.update("jax_enable_x64", True)
+    out = args.out or os.path.join("runs", f"{name}-{_dt.datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    try:
+        os.makedirs(out, exist_ok=True)
+    except OSError as e:
+        raise InputError(f"--out: cannot create folder {out!r}: {e.strerror}") from None
+    return out
+
+
+class Progress:
+    """A one-line progress report on stderr for long work (silent when quiet or not a TTY and fast)."""
+
+    def __init__(self, total: int, desc: str, quiet: bool = False):
+        self.total, self.desc, self.quiet = total, desc, quiet
+        self.done = 0
+        self.t0 = time.perf_counter()
+
+    def update(self, k: int = 1, note: str = "") -> None:
+        self.done += k
+        if self.quiet:
+            return
+        el = time.perf_counter() - self.t0
+        print(f"\r{self.desc}: {self.done}/{self.total} ({el:.1f} s) {note}", end="", file=sys.stderr, flush=True)
+        if self.done >= self.total:
+            print(file=sys.stderr, flush=True)
+
+
+def jsonable(obj):
+    """Turn numpy/jax scalars and arrays into plain JSON types (NaN -> null)."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if hasattr(obj, "tolist") and not isinstance(obj, (str, bytes)):
+        return jsonable(np.asarray(obj).tolist())
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, (np.floating,)):
+        return jsonable(float(obj))
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    return obj
+
+
+def format_table(headers: list[str], rows: list[list], title: str | None = None) -> str:
+    """A plain fixed-width table."""
+
+    def fmt(v):
+        if isinstance(v, str):
+            return v
+        if isinstance(v, (int, np.integer)):
+            return str(int(v))
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            return str(v)
+        if not math.isfinite(f):
+            return "nan"
+        if f != 0 and (abs(f) >= 1e5 or abs(f) < 1e-3):
+            return f"{f:.4e}"
+        return f"{f:.5g}"
+
+    cells = [[fmt(v) for v in r] for r in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    lines = []
+    if title:
+        lines.append(title)
+    lines.append("  ".join(h.rjust(w) for h, w in zip(headers, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    for r in cells:
+        lines.append("  ".join(c.rjust(w) for c, w in zip(r, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def emit(args, result: dict, table: str) -> None:
+    if getattr(args, "json", False):
+        print(json.dumps(jsonable(result)))
+    else:
+        print(table)

@@ -166,3 +166,13 @@ def emit(args, result: dict, table: str) -> None:
         print(json.dumps(jsonable(result)))
     else:
         print(table)
+
+
+def lambda_star_of(law):
+    """lambda* of a key law's (alpha, C) from the theory module, or None if it is unavailable."""
+    try:
+        from ..theory import lambda_star
+    except ImportError:
+        return None
+    res = lambda_star(alpha=law.alpha, C=law.C)
+    return float(res[0] if isinstance(res, tuple) else getattr(res, "lambda_star", res))

@@ -1,0 +1,154 @@
+"""``phasejax sweep``: every observable over a beta grid for one key law, n and a seed ensemble."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .._checks import InputError, check_int
+from . import _common as C
+
+NAME = "sweep"
+HELP = "observables (max weight, entropy, effective keys, ...) over a beta grid, mean +- se over seeds"
+
+
+def add_arguments(p):
+    C.add_geometry_arguments(p)
+    g = p.add_argument_group("grid")
+    g.add_argument("--n", type=C.count, default=100_000, help="keys per context (default 1e5; 1e6 notation ok)")
+    g.add_argument("--beta-min", type=C.positive_real, default=None, help="smallest beta (default 1e-4 n^(2/alpha))")
+    g.add_argument("--beta-max", type=C.positive_real, default=None, help="largest beta (default 1e2 n^(2/alpha))")
+    g.add_argument("--beta-points", type=C.positive_int, default=64, help="log-spaced betas (default 64)")
+    g.add_argument("--seeds", type=C.positive_int, default=8, help="independent contexts (default 8)")
+    g.add_argument("--top-k", type=C.positive_int, default=5, help="k of the top-k mass (default 5)")
+    g.add_argument("--chunk", type=C.positive_int, default=32768, help="keys per streaming chunk (default 32768)")
+    C.add_output_arguments(p)
+
+
+def beta_grid(n: int, alpha: float, beta_min, beta_max, points: int) -> np.ndarray:
+    scale = n ** (2.0 / alpha)
+    lo = beta_min if beta_min is not None else 1e-4 * scale
+    hi = beta_max if beta_max is not None else 1e2 * scale
+    if not hi > lo:
+        raise InputError(f"--beta-max ({hi:g}) must be larger than --beta-min ({lo:g})")
+    return np.geomspace(lo, hi, points)
+
+
+def run(args):
+    law = C.geometry_from_args(args)
+    n = check_int("n", args.n, minimum=1)
+    out = C.setup(args, NAME)
+    import jax
+
+    from ..sweep import ensemble
+
+    betas = beta_grid(n, law.alpha, args.beta_min, args.beta_max, args.beta_points)
+    progress = C.Progress(args.seeds, "sweep seeds", quiet=args.quiet or args.json)
+    ens = ensemble(
+        law, jax.random.key(args.seed), n, betas, seeds=args.seeds, top_k=args.top_k, chunk=args.chunk,
+        progress=progress,
+    )
+    summary = ens.summary()
+    scale = n ** (2.0 / law.alpha)
+    result = {
+        "geometry": type(law).__name__,
+        "d": law.d,
+        "alpha": law.alpha,
+        "C": law.C,
+        "n": n,
+        "seeds": args.seeds,
+        "seed": args.seed,
+        "sampler": "exact",
+        "top_k": args.top_k,
+        "dtype": "float64" if jax.config.jax_enable_x64 else "float32",
+        "lambda": summary["beta"] / scale,
+    }
+    result.update(summary)
+    files = _write(out, law, n, args, ens, summary, result)
+    result["files"] = files
+    return result, _table(result)
+
+
+def _write(out, law, n, args, ens, summary, result):
+    import xarray as xr
+
+    from .. import io
+    from ..observables import OBSERVABLE_NAMES
+
+    per = ens.per_seed
+    data = {name: (("seed", "beta"), np.asarray(getattr(per, name))) for name in OBSERVABLE_NAMES}
+    for name in OBSERVABLE_NAMES:
+        data[name + "_mean"] = ("beta", summary[name])
+        data[name + "_se"] = ("beta", summary[name + "_se"])
+    ds = xr.Dataset(
+        data,
+        coords={"beta": summary["beta"], "seed": np.arange(args.seeds), "lambda": ("beta", result["lambda"])},
+        attrs={
+            "geometry": result["geometry"], "d": law.d, "alpha": law.alpha, "C": law.C, "n": n,
+            "sampler": result["sampler"], "entropy_units": "nats",
+            "provenance": io.provenance({k: v for k, v in vars(args).items() if not k.startswith("_")}),
+        },
+    )
+    files = {"results": io.save_dataset(os.path.join(out, "sweep.nc"), ds)}
+    files["json"] = io.save_json(os.path.join(out, "sweep.json"), {**result, "files": files})
+    files["figure"] = _figure(os.path.join(out, "sweep.png"), law, n, summary, result)
+    return files
+
+
+def _figure(path, law, n, s, result):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .. import io
+
+    beta = s["beta"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    ax = axes[0]
+    for name, label in (("max_weight", "max weight $W_{(1)}$"), ("top_k_mass", f"top-{result['top_k']} mass")):
+        ax.plot(beta, s[name], label=label)
+        ax.fill_between(beta, s[name] - 2 * s[name + "_se"], s[name] + 2 * s[name + "_se"], alpha=0.3)
+    ax.set_ylabel("weight (fraction of attention mass)")
+    ax = axes[1]
+    ax.plot(beta, s["entropy"] / math.log(n), label="entropy $H/\\log n$")
+    ax.fill_between(beta, (s["entropy"] - 2 * s["entropy_se"]) / math.log(n),
+                    (s["entropy"] + 2 * s["entropy_se"]) / math.log(n), alpha=0.3)
+    ax.set_ylabel("entropy / log n (nats / nats)")
+    ax = axes[2]
+    ax.loglog(beta, s["effective_keys"], label="effective keys $e^H$")
+    ax.loglog(beta, s["inv_sum_w2"], "--", label="Kish $1/\\sum w^2$")
+    ax.set_ylabel("number of keys")
+    ls = C.lambda_star_of(law)
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("inverse temperature $\\beta$ (logit = $\\beta\\langle q,k\\rangle$)")
+        ax.axvline(n ** (2 / law.alpha), color="gray", ls=":", lw=1, label="$n^{2/\\alpha}$")
+        if ls:
+            ax.axvline(ls * n ** (2 / law.alpha), color="k", ls="--", lw=1, label="$\\lambda^* n^{2/\\alpha}$")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{result['geometry']} d={law.d}, alpha={law.alpha:g}, n={n:g}, {result['seeds']} seeds "
+                 "(bands: +-2 se)")
+    return io.save_figure(fig, path)
+
+
+def _table(r):
+    beta = np.asarray(r["beta"])
+    step = max(1, len(beta) // 16)
+    rows = []
+    for i in range(0, len(beta), step):
+        rows.append([
+            beta[i], r["lambda"][i],
+            f"{r['max_weight'][i]:.4f}+-{r['max_weight_se'][i]:.4f}",
+            f"{r['entropy'][i]:.4f}+-{r['entropy_se'][i]:.4f}",
+            r["effective_keys"][i], r["inv_sum_w2"][i], r["top_k_mass"][i], r["mean_gap"][i],
+        ])
+    head = (f"{r['geometry']}  d={r['d']}  alpha={r['alpha']:g}  C={r['C']:.5g}  n={r['n']:g}  "
+            f"seeds={r['seeds']}  sampler={r['sampler']}  dtype={r['dtype']}")
+    table = C.format_table(
+        ["beta", "lambda", "max_weight", "entropy", "eff_keys", "1/sum_w2", f"top{r['top_k']}", "<u>_w"],
+        rows, title=head,
+    )
+    return table + "\n" + "\n".join(f"{k}: {v}" for k, v in r["files"].items())

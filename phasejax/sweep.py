@@ -1,0 +1,82 @@
+"""Seed ensembles of observables over a beta grid.
+
+``ensemble(law, key, n, betas, seeds=S)`` draws S independent contexts of n keys
+(``jax.random.split(key, S)``), evaluates every observable on the whole beta grid for each
+(common random numbers across beta, so each seed's curve is smooth in beta), and returns
+the per-seed values with shape (S, B) together with the mean and standard error over
+seeds (se = sd / sqrt(S), ddof = 1).
+"""
+
+from __future__ import annotations
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._checks import check_betas, check_int
+from .geometry import KeyLaw
+from .observables import DEFAULT_CHUNK, OBSERVABLE_NAMES, Observables, sampled_observables
+
+__all__ = ["Ensemble", "ensemble"]
+
+
+class Ensemble(eqx.Module):
+    """Per-seed observables (fields (S, B)) and their mean and standard error over seeds."""
+
+    per_seed: Observables
+    seeds: int = eqx.field(static=True)
+
+    def mean(self, name: str) -> Float[Array, " B"]:
+        return jnp.mean(getattr(self.per_seed, name), axis=0)
+
+    def se(self, name: str) -> Float[Array, " B"]:
+        x = getattr(self.per_seed, name)
+        if self.seeds < 2:
+            return jnp.full(x.shape[1:], jnp.nan, x.dtype)
+        return jnp.std(x, axis=0, ddof=1) / np.sqrt(self.seeds)
+
+    def summary(self) -> dict[str, np.ndarray]:
+        """{name: mean, name_se: se} for every observable, plus beta (host arrays)."""
+        out = {"beta": np.asarray(self.per_seed.beta[0])}
+        for name in OBSERVABLE_NAMES:
+            out[name] = np.asarray(self.mean(name))
+            out[name + "_se"] = np.asarray(self.se(name))
+        return out
+
+
+def ensemble(
+    law: KeyLaw,
+    key: PRNGKeyArray,
+    n: int,
+    betas: Float[Array, " B"],
+    *,
+    seeds: int = 8,
+    top_k: int = 5,
+    chunk: int = DEFAULT_CHUNK,
+    batch: int | None = None,
+    progress=None,
+) -> Ensemble:
+    """Observables for ``seeds`` independent contexts of n keys from ``law``.
+
+    Seeds are processed ``batch`` at a time with ``jax.vmap`` (default: all at once when
+    seeds * B * chunk is small, else in groups), calling ``progress.update(k)`` after each.
+    """
+    seeds = check_int("seeds", seeds, minimum=1)
+    check_betas(betas)
+    betas = jnp.atleast_1d(jnp.asarray(betas, jnp.result_type(float)))
+    keys = jax.random.split(key, seeds)
+    if batch is None:
+        budget = 2**26  # elements of the (seeds, B, chunk) working set per call
+        batch = max(1, min(seeds, budget // max(1, betas.shape[0] * min(chunk, n))))
+    batch = check_int("batch", batch, minimum=1)
+    run = jax.vmap(lambda k: sampled_observables(law, k, n, betas, top_k=top_k, chunk=chunk))
+    parts = []
+    for start in range(0, seeds, batch):
+        parts.append(run(keys[start : start + batch]))
+        if progress is not None:
+            jax.block_until_ready(parts[-1])
+            progress.update(min(batch, seeds - start))
+    per_seed = jax.tree.map(lambda *xs: jnp.concatenate(xs, axis=0), *parts) if len(parts) > 1 else parts[0]
+    return Ensemble(per_seed=per_seed, seeds=seeds)

@@ -15,11 +15,49 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
-from ._checks import check_betas, check_int
+from ._checks import InputError, check_betas, check_int
 from .geometry import KeyLaw
 from .observables import DEFAULT_CHUNK, OBSERVABLE_NAMES, Observables, sampled_observables
 
-__all__ = ["Ensemble", "ensemble"]
+__all__ = ["Ensemble", "ensemble", "observe", "choose_sampler", "SAMPLERS"]
+
+SAMPLERS = ("auto", "exact", "nearest")
+# auto: exact sampling up to this many keys, the nearest-m sampler (phasejax.extreme) above it
+AUTO_NEAREST_ABOVE = 2**20
+
+
+def choose_sampler(law: KeyLaw, n: int, sampler: str = "auto") -> str:
+    """Resolve ``sampler`` ('auto', 'exact' or 'nearest') for a law and context length."""
+    from ._checks import check_option
+
+    check_option("sampler", sampler, SAMPLERS)
+    if sampler == "auto":
+        return "nearest" if (n > AUTO_NEAREST_ABOVE and law.has_gap_law) else "exact"
+    if sampler == "nearest" and not law.has_gap_law:
+        raise InputError(f"sampler 'nearest' needs a law with a known gap CDF, got {type(law).__name__}")
+    return sampler
+
+
+def observe(
+    law: KeyLaw,
+    key: PRNGKeyArray,
+    n: int,
+    betas: Float[Array, " B"],
+    *,
+    sampler: str = "exact",
+    top_k: int = 5,
+    chunk: int = DEFAULT_CHUNK,
+    m: int | None = None,
+) -> Observables:
+    """Observables of one context of n keys from ``law`` by the resolved sampler ('exact' or
+    'nearest'); pass the output of :func:`choose_sampler`. Jittable and vmappable over ``key``."""
+    if sampler == "exact":
+        return sampled_observables(law, key, n, betas, top_k=top_k, chunk=chunk)
+    if sampler == "nearest":
+        from .extreme import nearest_observables
+
+        return nearest_observables(law, key, n, betas, top_k=top_k, **({} if m is None else {"m": m}))
+    raise InputError(f"sampler must be 'exact' or 'nearest' here (resolve 'auto' first); got {sampler!r}")
 
 
 class Ensemble(eqx.Module):

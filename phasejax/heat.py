@@ -59,6 +59,7 @@ __all__ = [
     "exact_gain",
     "first_order_gain",
     "heat_displacement",
+    "zonal_map",
     "measure_gain",
     "GainMeasurement",
     "compare_displacement",
@@ -460,7 +461,8 @@ def exact_map(x: Float[Array, "N d"], beta, l: int, eps, *, e: Float[Array, " d"
     rho = 1 + eps P_l(<y,e>) (unnormalised: |T(x)| < 1).
 
     With g_k(r) = Gamma(d/2)(2/r)^{d/2-1} I_{k+d/2-1}(r) (Funk-Hecke: E[e^{beta<x,y>} P_k(<y,e>)] = g_k(beta) P_k(t)),
-    T(x) = [g_0'(beta) x + eps (g_l'(beta) P_l(t) x + (g_l(beta)/beta) P_l'(t)(e - t x))] / [g_0(beta) + eps g_l(beta) P_l(t)],
+    T(x) = [g_0'(beta) x + eps (g_l'(beta) P_l(t) x + (g_l(beta)/beta) P_l'(t)(e - t x))]
+           / [g_0(beta) + eps g_l(beta) P_l(t)],
     t = <x,e>; for d = 3 g_k = i_k, the modified spherical Bessel functions (THEORY.md g). Computed from
     a_k = g_k/g_0: g_0'/g_0 = a_1, g_l'/g_0 = a_{l+1} + l a_l/beta.
 
@@ -484,6 +486,45 @@ def exact_map(x: Float[Array, "N d"], beta, l: int, eps, *, e: Float[Array, " d"
     p, dp = gegenbauer(t, d, l, derivative=True)
     num = (c_r + eps * c_p * p)[:, None] * x + (eps * c_t * dp)[:, None] * (e[None, :] - t[:, None] * x)
     return num / (1 + eps * c_n * p)[:, None]
+
+
+def zonal_map(x: Float[Array, "N d"], beta, coeffs, *, e: Float[Array, " d"] | None = None):
+    """The n = infinity map for a general zonal density rho = 1 + sum_{m>=1} c_m P_m(<x,e>) (THEORY.md g).
+
+    Funk-Hecke term by term (a_m = I_{m+nu}/I_nu, nu = d/2 - 1, c_0 = 1):
+    T(x) = sum_m c_m [(a_{m+1} + m a_m/beta) P_m(t) x + (a_m/beta) P_m'(t)(e - t x)] / sum_m c_m a_m P_m(t).
+    ``coeffs`` = (c_1, ..., c_M); one mode c_l = eps reproduces :func:`exact_map`. With the projection
+    estimates c_m = :func:`mode_amplitude` of a sample it is the map of the cloud's *empirical* zonal density.
+
+    >>> import jax.numpy as jnp
+    >>> x = jnp.array([[0.6, 0.8, 0.0]])
+    >>> bool(jnp.allclose(zonal_map(x, 20.0, [0.0, 0.5]), exact_map(x, 20.0, 2, 0.5), atol=1e-6))
+    True
+    """
+    check_array("x", x, ndim=2)
+    check_real("beta", beta, positive=True)
+    x = jnp.asarray(x)
+    d = x.shape[1]
+    e = _axis(e, d, x.dtype)
+    c = np.atleast_1d(np.asarray(coeffs, dtype=np.float64))
+    m_max = c.size
+    b = jnp.asarray(beta, x.dtype)
+    bmax = 1e4 if isinstance(beta, jax.core.Tracer) else float(beta)
+    a = jnp.concatenate([jnp.ones((1,), x.dtype), jnp.cumprod(
+        _bessel_ratios(jnp.asarray(d / 2 - 1, x.dtype), b, kmax=m_max + 1, terms=_recurrence_terms(bmax)))])
+    t = x @ e
+    num_x = a[1] * jnp.ones_like(t)
+    num_e = jnp.zeros_like(t)
+    den = jnp.ones_like(t)
+    for m in range(1, m_max + 1):
+        if c[m - 1] == 0:
+            continue
+        p, dp = gegenbauer(t, d, m, derivative=True)
+        cm = float(c[m - 1])
+        num_x = num_x + cm * (a[m + 1] + m * a[m] / b) * p
+        num_e = num_e + cm * (a[m] / b) * dp
+        den = den + cm * a[m] * p
+    return (num_x[:, None] * x + num_e[:, None] * (e[None, :] - t[:, None] * x)) / den[:, None]
 
 
 def heat_displacement(x: Float[Array, "N d"], beta, l: int, eps, *, e: Float[Array, " d"] | None = None):
@@ -686,27 +727,41 @@ def measure_gain(
 
 
 def compare_displacement(
-    x: Float[Array, "N d"], beta, l: int, eps, *, e=None, y: Float[Array, "N d"] | None = None, **step_kwargs
+    x: Float[Array, "N d"], beta, l: int, eps, *, e=None, y: Float[Array, "N d"] | None = None, bins: int = 20,
+    empirical_modes: int = 8, **step_kwargs,
 ) -> dict:
     """Measured displacement y - x (unrenormalised step) against the exact map and the heat prediction.
 
-    Returns RMS norms over tokens: ``rms_measured`` = rms|y - x|, ``rms_exact_error`` = rms|y - T(x)|,
-    ``rms_heat_error`` = rms|y - x - heat_displacement(x)|, and the same restricted to the tangential
-    (along the sphere) components, ``*_tangential``. The heat error is O(beta^-2) + noise, the exact-map
-    error is the finite-N noise only (THEORY.md g).
+    Per token: ``rms_measured`` = rms|y - x|, ``rms_exact_error`` = rms|y - T(x)| (T = :func:`exact_map`),
+    ``rms_heat_error`` = rms|y - x - heat_displacement(x)|, ``rms_exact_vs_heat`` = rms|T - x - heat|, and
+    the same for the tangential components (``*_tangential``). Per-token errors are dominated by the finite-N
+    noise (variance ~ R/(beta N), THEORY.md b), so also the meridian profile: the speed along the meridian
+    towards e, v = <y - x, (e - t x)/sqrt(1-t^2)>, averaged in ``bins`` bins of t = <x,e>:
+    ``profile_t``, ``profile_measured``, ``profile_exact``, ``profile_heat`` (the heat speed is
+    (eps/beta) P_l'(t) sqrt(1-t^2) / (1 + eps P_l(t))), and their rms differences ``profile_exact_error``,
+    ``profile_heat_error``, ``profile_rms`` (THEORY.md g). The step responds to the cloud's *empirical*
+    density, whose zonal modes fluctuate by ~sqrt(N_m/N): ``profile_empirical`` (and
+    ``profile_empirical_error``) is the speed of :func:`zonal_map` with the cloud's projected zonal
+    amplitudes of degrees 1..``empirical_modes``, which removes that part of the difference.
 
     >>> import jax
     >>> x = sample_zonal(jax.random.key(0), 4000, 3, 2, 0.5)
     >>> r = compare_displacement(x, 20.0, 2, 0.5)
-    >>> r["rms_exact_error"] < r["rms_heat_error"] < r["rms_measured"]
+    >>> r["profile_exact_error"] < r["profile_heat_error"] < r["profile_rms"]
     True
     """
+    check_array("x", x, ndim=2)
+    bins = check_int("bins", bins, minimum=1)
     x = jnp.asarray(x)
     x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
+    d = x.shape[1]
+    ee = _axis(e, d, x.dtype)
     if y is None:
         y = attention_step(x, beta, renormalize=False, **step_kwargs)
     T = exact_map(x, beta, l, eps, e=e)
     H = x + heat_displacement(x, beta, l, eps, e=e)
+    empirical_modes = check_int("empirical_modes", empirical_modes, minimum=1)
+    E = zonal_map(x, beta, [float(mode_amplitude(x, m, e=e)) for m in range(1, empirical_modes + 1)], e=e)
 
     def rms(v):
         return float(jnp.sqrt(jnp.mean(jnp.sum(v**2, axis=1))))
@@ -714,6 +769,14 @@ def compare_displacement(
     def tang(v):
         return v - jnp.sum(v * x, axis=1, keepdims=True) * x
 
+    t = np.clip(np.asarray(x @ ee, np.float64), -1, 1)
+    mer = (ee[None, :] - (x @ ee)[:, None] * x) / jnp.sqrt(jnp.maximum(1 - (x @ ee) ** 2, 1e-30))[:, None]
+    speeds = [np.asarray(jnp.sum((z - x) * mer, axis=1), np.float64) for z in (y, T, H, E)]
+    edges = np.linspace(-1, 1, bins + 1)
+    idx = np.clip(np.digitize(t, edges) - 1, 0, bins - 1)
+    cnt = np.bincount(idx, minlength=bins)
+    ok = cnt > 0
+    prof = [np.bincount(idx, weights=v, minlength=bins)[ok] / cnt[ok] for v in speeds]
     return {
         "rms_measured": rms(y - x),
         "rms_exact_error": rms(y - T),
@@ -722,4 +785,14 @@ def compare_displacement(
         "rms_measured_tangential": rms(tang(y - x)),
         "rms_exact_error_tangential": rms(tang(y - T)),
         "rms_heat_error_tangential": rms(tang(y - H)),
+        "profile_t": ((edges[:-1] + edges[1:]) / 2)[ok],
+        "profile_count": cnt[ok],
+        "profile_measured": prof[0],
+        "profile_exact": prof[1],
+        "profile_heat": prof[2],
+        "profile_empirical": prof[3],
+        "profile_rms": float(np.sqrt(np.mean(prof[0] ** 2))),
+        "profile_exact_error": float(np.sqrt(np.mean((prof[0] - prof[1]) ** 2))),
+        "profile_heat_error": float(np.sqrt(np.mean((prof[0] - prof[2]) ** 2))),
+        "profile_empirical_error": float(np.sqrt(np.mean((prof[0] - prof[3]) ** 2))),
     }

@@ -38,7 +38,8 @@ def add_arguments(p) -> None:
     b.add_argument("--beta-min", type=_common.positive_real, default=10.0, help="grid start (default 10)")
     b.add_argument("--beta-max", type=_common.positive_real, default=200.0, help="grid end (default 200)")
     b.add_argument("--beta-points", type=_common.positive_int, default=5, help="log-spaced grid points (default 5)")
-    p.add_argument("--seeds", type=_common.positive_int, default=3, help="independent token clouds per beta (default 3)")
+    p.add_argument("--seeds", type=_common.positive_int, default=3,
+                   help="independent token clouds per beta (default 3)")
     _common.add_output_arguments(p)
 
 

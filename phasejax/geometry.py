@@ -191,6 +191,8 @@ class BetaGapLaw(KeyLaw):
         n = check_int("n", n, minimum=1)
         dtype = dtype or jnp.result_type(float)
         a, b = self.gap_beta_params
+        if a == 1.0 and b == 1.0:  # uniform S^2: u = 2U exactly
+            return 2.0 * _random.uniform_open(key, (n,), dtype)
         if b == 1.0:
             logu = jnp.log(_random.uniform_open(key, (n,), dtype))
             return 2.0 * jnp.exp(logu / a)
@@ -415,6 +417,6 @@ def law_from_name(name: str, *, d: int, alpha: float | None = None, m: int | Non
         return PowerLawCap(d, alpha)
     if name == "subsphere":
         if m is None:
-            raise InputError("geometry 'subsphere' needs --m (2 <= m <= d)")
+            raise InputError("geometry 'subsphere' needs --subsphere-dim M (2 <= M <= d)")
         return Subsphere(d, m)
     raise InputError(f"geometry must be one of {', '.join(map(repr, _LAW_NAMES))}; got {name!r}")

@@ -69,17 +69,18 @@ def add_geometry_arguments(p: argparse.ArgumentParser, *, d_default: int = 3) ->
         "--geometry",
         default="uniform",
         help="key law: uniform (UniformSphere), powerlaw (PowerLawCap, needs --alpha), "
-        "subsphere (Subsphere, needs --m); default uniform",
+        "subsphere (Subsphere, needs --subsphere-dim); default uniform",
     )
     g.add_argument("--d", type=int, default=d_default, help=f"ambient dimension, keys on S^(d-1) (default {d_default})")
     g.add_argument("--alpha", type=positive_real, default=None, help="local exponent of PowerLawCap")
-    g.add_argument("--m", type=int, default=None, help="dimension of the great subsphere S^(m-1) for Subsphere")
+    g.add_argument("--subsphere-dim", type=int, default=None, metavar="M",
+                   help="Subsphere: keys on a great S^(M-1) through the query, 2 <= M <= d (alpha = M-1)")
 
 
 def geometry_from_args(args):
     from ..geometry import law_from_name
 
-    return law_from_name(args.geometry, d=args.d, alpha=args.alpha, m=args.m)
+    return law_from_name(args.geometry, d=args.d, alpha=args.alpha, m=args.subsphere_dim)
 
 
 def setup(args, name: str) -> str:
@@ -176,3 +177,10 @@ def lambda_star_of(law):
         return None
     res = lambda_star(alpha=law.alpha, C=law.C)
     return float(res[0] if isinstance(res, tuple) else getattr(res, "lambda_star", res))
+
+
+def check_choice(flag: str, value, allowed) -> str:
+    """An option value from a fixed set, else :class:`InputError` naming the flag."""
+    from .._checks import check_option
+
+    return check_option(flag, value, allowed)

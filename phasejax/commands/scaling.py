@@ -1,0 +1,242 @@
+"""``phasejax scaling``: the main job. beta_peak(n) over n, the exponent against 2/alpha, lambda* against theory."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from .._checks import InputError
+from . import _common as C
+
+NAME = "scaling"
+HELP = "locate the susceptibility peak beta_peak(n) over n and fit beta_peak ~ lambda* n^(2/alpha)"
+
+
+def add_arguments(p):
+    C.add_geometry_arguments(p)
+    g = p.add_argument_group("context lengths and seeds")
+    g.add_argument("--n-min", type=C.count, default=100, help="smallest n (default 1e2)")
+    g.add_argument("--n-max", type=C.count, default=1_000_000, help="largest n (default 1e6)")
+    g.add_argument("--n-points", type=C.positive_int, default=9, help="log-spaced values of n (default 9)")
+    g.add_argument("--seeds", type=C.positive_int, default=256,
+                   help="contexts per n (default 256: se(exponent) ~ 0.008 for d = 3)")
+    g.add_argument("--sampler", default="auto", help="auto (default), exact, or nearest (the m-nearest sampler)")
+    g.add_argument("--m", type=C.positive_int, default=None,
+                   help="nearest gaps kept per context (default: chosen from the Poisson tail, see docs)")
+    g.add_argument("--observable", default="max_weight",
+                   help="observable whose susceptibility peaks (default max_weight)")
+    g.add_argument("--lambda-min", type=C.positive_real, default=0.05, help="bracket grid: smallest beta/n^(2/alpha)")
+    g.add_argument("--lambda-max", type=C.positive_real, default=5.0, help="bracket grid: largest beta/n^(2/alpha)")
+    g.add_argument("--grid-points", type=C.positive_int, default=16, help="bracket grid points (default 16)")
+    C.add_output_arguments(p)
+
+
+def run(args):
+    t0 = time.perf_counter()
+    law = C.geometry_from_args(args)
+    if args.n_max <= args.n_min:
+        raise InputError(f"--n-max ({args.n_max:g}) must be larger than --n-min ({args.n_min:g})")
+    if args.n_min < 2:
+        raise InputError(f"--n-min must be >= 2, got {args.n_min}")
+    if args.seeds < 2:
+        raise InputError(f"--seeds must be >= 2 for a standard error, got {args.seeds}")
+    if args.n_points < 2:
+        raise InputError(f"--n-points must be >= 2 for a fit, got {args.n_points}")
+    if args.lambda_max <= args.lambda_min:
+        raise InputError(f"--lambda-max ({args.lambda_max:g}) must be larger than --lambda-min ({args.lambda_min:g})")
+    out = C.setup(args, NAME)
+    import jax
+
+    from ..observables import OBSERVABLE_NAMES
+    from ..scaling import scaling_scan
+    from ..sweep import SAMPLERS
+
+    C.check_choice("--sampler", args.sampler, SAMPLERS)
+    C.check_choice("--observable", args.observable, OBSERVABLE_NAMES)
+    ns = np.unique(np.round(np.geomspace(args.n_min, args.n_max, args.n_points)).astype(np.int64)).tolist()
+    progress = C.Progress(len(ns), "scaling", quiet=args.quiet or args.json)
+    res = scaling_scan(
+        law, ns, key=jax.random.key(args.seed), seeds=args.seeds, sampler=args.sampler, m=args.m,
+        observable=args.observable, lambda_range=(args.lambda_min, args.lambda_max), grid_points=args.grid_points,
+        progress=progress,
+    )
+    lam_theory = C.lambda_star_of(law) if args.observable == "max_weight" else None
+    fit = res.fit
+    result = {
+        "geometry": res.law_name,
+        "d": res.d,
+        "alpha": res.alpha,
+        "C": res.C,
+        "observable": args.observable,
+        "seeds": res.seeds,
+        "sampler": res.sampler,
+        "m": res.m,
+        "n": res.n,
+        "beta_peak": res.beta_peak,
+        "beta_peak_se": res.beta_peak_se,
+        "lambda_peak": res.lambda_peak,
+        "lambda_peak_se": res.beta_peak_se / res.n ** (2 / res.alpha),
+        "value_at_peak": res.value_at_peak,
+        "truncation_bound": res.truncation_bound,
+        "exponent": fit.b,
+        "exponent_se": fit.b_se,
+        "exponent_ci95": fit.ci95[1],
+        "exponent_theory": res.exponent_theory,
+        "exponent_z": (fit.b - res.exponent_theory) / fit.b_se,
+        "lambda_star": fit.prefactor,
+        "lambda_star_se": fit.prefactor_se,
+        "lambda_star_theory": lam_theory,
+        "lambda_star_z": None if lam_theory is None else (fit.prefactor - lam_theory) / fit.prefactor_se,
+        "fit_chi2": fit.chi2,
+        "fit_dof": fit.dof,
+        "dtype": "float64" if jax.config.jax_enable_x64 else "float32",
+    }
+    if res.fit_finite_size is not None:
+        f2 = res.fit_finite_size
+        result["finite_size_fit"] = {
+            "exponent": f2.b, "exponent_se": f2.b_se, "lambda_star": f2.prefactor, "lambda_star_se": f2.prefactor_se,
+            "c": f2.c, "c_se": f2.c_se, "omega": f2.omega, "chi2": f2.chi2, "dof": f2.dof,
+        }
+    result["files"] = _write(out, res, result, args)
+    result["elapsed_s"] = time.perf_counter() - t0
+    return result, _table(result)
+
+
+def _write(out, res, result, args):
+    import xarray as xr
+
+    from .. import io
+
+    ds = xr.Dataset(
+        {
+            "beta_peak": ("n", res.beta_peak),
+            "beta_peak_se": ("n", res.beta_peak_se),
+            "value_at_peak": ("n", res.value_at_peak),
+            "chi_max": ("n", res.chi_max),
+            "truncation_bound": ("n", res.truncation_bound),
+            "m": ("n", res.m),
+            "collapse_mean": (("n", "lambda"), res.collapse_mean),
+            "collapse_se": (("n", "lambda"), res.collapse_se),
+        },
+        coords={"n": res.n, "lambda": res.collapse_lambda},
+        attrs={
+            "geometry": res.law_name, "d": res.d, "alpha": res.alpha, "C": res.C, "sampler": res.sampler,
+            "seeds": res.seeds, "observable": result["observable"],
+            "exponent": result["exponent"], "exponent_se": result["exponent_se"],
+            "lambda_star": result["lambda_star"], "lambda_star_se": result["lambda_star_se"],
+            "provenance": io.provenance({k: v for k, v in vars(args).items() if not k.startswith("_")}),
+        },
+    )
+    files = {"results": io.save_dataset(os.path.join(out, "scaling.nc"), ds)}
+    files["figure_peaks"] = _figure_peaks(os.path.join(out, "beta_peak.png"), res, result)
+    files["figure_collapse"] = _figure_collapse(os.path.join(out, "collapse.png"), res, result)
+    files["json"] = os.path.join(out, "scaling.json")
+    io.save_json(files["json"], {**result, "files": files})
+    return files
+
+
+def _figure_peaks(path, res, r):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .. import io
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.errorbar(res.n, res.beta_peak, yerr=2 * res.beta_peak_se, fmt="o", ms=4, capsize=3,
+                label=f"measured peak of $\\chi$ (+-2 se, {res.seeds} seeds)")
+    nn = np.geomspace(res.n.min() / 1.5, res.n.max() * 1.5, 100)
+    fit = res.fit
+    ax.plot(nn, fit.prefactor * nn**fit.b, "-", color="C1",
+            label=f"fit: {fit.prefactor:.3f} $n^{{{fit.b:.3f} \\pm {fit.b_se:.3f}}}$")
+    if r["lambda_star_theory"] is not None:
+        ax.plot(nn, r["lambda_star_theory"] * nn ** res.exponent_theory, "k--", lw=1,
+                label=f"theory: $\\lambda^*$={r['lambda_star_theory']:.4f} $n^{{2/\\alpha}}$, "
+                f"2/alpha={res.exponent_theory:.3f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("context length n (keys)")
+    ax.set_ylabel("$\\beta_{peak}(n)$ (inverse temperature on $\\langle q,k\\rangle$)")
+    ax.set_title(f"{res.law_name} d={res.d}, alpha={res.alpha:g}: susceptibility peak of E[{r['observable']}]",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return io.save_figure(fig, path)
+
+
+def _figure_collapse(path, res, r):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .. import io
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    lam = res.collapse_lambda
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(res.n)))
+    for i, n in enumerate(res.n):
+        ax.errorbar(lam, res.collapse_mean[i], yerr=2 * res.collapse_se[i], color=colors[i], lw=1, ms=2,
+                    fmt="o-", capsize=0, label=f"n = {n:.3g}")
+    limit = _poisson_curve(res, lam) if r["observable"] == "max_weight" else None
+    if limit is not None:
+        ax.plot(lam, limit, "k--", lw=1.5, label="Poisson limit (n = inf)")
+    if r["lambda_star_theory"] is not None:
+        ax.axvline(r["lambda_star_theory"], color="gray", ls=":", label="$\\lambda^*$ (theory)")
+    ax.set_xscale("log")
+    ax.set_xlabel("$\\lambda = \\beta / n^{2/\\alpha}$ (rescaled inverse temperature)")
+    ax.set_ylabel(f"E[{r['observable']}] (seed mean, +-2 se)")
+    ax.set_title(f"Data collapse, {res.law_name} d={res.d}, alpha={res.alpha:g}", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, which="both", alpha=0.3)
+    return io.save_figure(fig, path)
+
+
+def _poisson_curve(res, lam):
+    try:
+        from ..theory import poisson_expected_max_weight
+    except ImportError:
+        return None
+    h = res.alpha / 2
+    try:
+        return np.array([float(poisson_expected_max_weight(h, res.C * x ** (-h))) for x in lam])
+    except Exception:  # noqa: BLE001 - a figure decoration must not fail the run
+        return None
+
+
+def _table(r):
+    rows = []
+    for i, n in enumerate(r["n"]):
+        rows.append([
+            f"{n:.4g}", r["m"][i],
+            f"{r['beta_peak'][i]:.5g} +- {r['beta_peak_se'][i]:.2g}",
+            f"{r['lambda_peak'][i]:.4f} +- {r['lambda_peak_se'][i]:.4f}",
+            r["value_at_peak"][i], f"{r['truncation_bound'][i]:.1e}",
+        ])
+    head = (f"{r['geometry']}  d={r['d']}  alpha={r['alpha']:g}  C={r['C']:.5g}  seeds={r['seeds']}  "
+            f"sampler={r['sampler']}  dtype={r['dtype']}  observable={r['observable']}")
+    table = C.format_table(
+        ["n", "m", "beta_peak +- se", "beta_peak/n^(2/alpha)", "E[obs] at peak", "trunc. bound"], rows, title=head
+    )
+    lam_t = r["lambda_star_theory"]
+    lines = [
+        table,
+        "",
+        f"fit log beta_peak = a + b log n ({len(r['n'])} points, chi2/dof = {r['fit_chi2']:.2f}/{r['fit_dof']}):",
+        f"  exponent b = {r['exponent']:.4f} +- {r['exponent_se']:.4f}   theory 2/alpha = {r['exponent_theory']:.4f}"
+        f"   (z = {r['exponent_z']:+.2f})",
+        f"  lambda* = e^a = {r['lambda_star']:.4f} +- {r['lambda_star_se']:.4f}   theory "
+        + (f"{lam_t:.5f}   (z = {r['lambda_star_z']:+.2f})" if lam_t is not None else "(theory module unavailable)"),
+    ]
+    fs = r.get("finite_size_fit")
+    if fs:
+        lines.append(
+            f"  with finite-size term c n^(-{fs['omega']:.3g}): exponent {fs['exponent']:.4f}"
+            f" +- {fs['exponent_se']:.4f}, lambda* {fs['lambda_star']:.4f} +- {fs['lambda_star_se']:.4f}"
+        )
+    lines.append(f"elapsed {r['elapsed_s']:.1f} s" if "elapsed_s" in r else "")
+    lines.extend(f"{k}: {v}" for k, v in r["files"].items())
+    return "\n".join(line for line in lines if line is not None)

@@ -1,0 +1,325 @@
+"""Scaling of the transition with context length: beta_peak(n) ~ lambda* n^{2/alpha}.
+
+Pipeline (DESIGN data flow): for each n, S contexts of n keys -> the m nearest gaps of each
+(S, m) -> E[max weight] (seed mean) as a function of log beta -> its susceptibility peak
+beta_peak(n) +- se (:func:`phasejax.transition.find_peak`) -> a weighted fit of
+log beta_peak = a + b log n, b against 2/alpha and e^a against lambda*.
+
+**Why the m nearest gaps suffice, and the bound that says so.** Near the peak only keys with
+beta (u - u_(1)) of order one carry weight. Keeping the m smallest of the n gaps (exactly:
+the m smallest of an exact sample, or :mod:`phasejax.extreme`'s O(m) sampler) changes the
+partition function by at most (n - m) exp(-beta (u_(m) - u_(1))) relative, reported as
+``truncation_bound``; m is chosen from the Poisson limit so that the expected neglected mass
+at the smallest beta of the grid is below ``tail_tol`` (m = n, no truncation, when that
+needs most of the keys, as in high d).
+
+Shapes: ``ns`` (N,), per-n results (N,), ``collapse`` arrays (N, L) on a common lambda grid.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float, PRNGKeyArray
+
+from ._checks import InputError, check_array, check_int, check_option, check_real
+from .geometry import KeyLaw
+from .observables import OBSERVABLE_NAMES, _gap_observables
+from .sweep import choose_sampler
+from .transition import Peak, find_peak
+
+__all__ = [
+    "PowerLawFit",
+    "fit_power_law",
+    "nearest_gap_samples",
+    "choose_m",
+    "gap_curve",
+    "truncation_bound",
+    "ScalingResult",
+    "scaling_scan",
+]
+
+
+# --------------------------------------------------------------------------- fits
+
+
+class PowerLawFit(eqx.Module):
+    """Weighted least-squares fit of log y = a + b log n (+ c n^{-omega} with a finite-size term).
+
+    ``a_se``, ``b_se`` are the standard errors from the weights (1/se_log^2), ``ci95`` the
+    95% normal intervals of (a, b); ``chi2`` and ``dof`` tell whether the scatter matches the
+    stated errors (chi2/dof near 1). ``prefactor`` = e^a with se e^a a_se (delta method).
+    """
+
+    a: float
+    b: float
+    a_se: float
+    b_se: float
+    cov: np.ndarray
+    chi2: float
+    dof: int
+    c: float | None = None
+    c_se: float | None = None
+    omega: float | None = None
+
+    @property
+    def prefactor(self) -> float:
+        return math.exp(self.a)
+
+    @property
+    def prefactor_se(self) -> float:
+        return math.exp(self.a) * self.a_se
+
+    @property
+    def ci95(self) -> tuple[tuple[float, float], tuple[float, float]]:
+        z = 1.959963984540054
+        return (self.a - z * self.a_se, self.a + z * self.a_se), (self.b - z * self.b_se, self.b + z * self.b_se)
+
+
+def fit_power_law(n, y, y_se, *, finite_size_omega: float | None = None) -> PowerLawFit:
+    """Fit log y = a + b log n [+ c n^{-omega}] by weighted least squares.
+
+    Args:
+      n: context lengths (N,).
+      y: positive values, e.g. beta_peak(n) (N,).
+      y_se: their standard errors (N,), > 0; the weight of a point is (y/y_se)^2.
+      finite_size_omega: if given, add the correction term c n^{-omega} (e.g. omega = 2/alpha,
+        the order of the curvature correction of THEORY c), fitted linearly with a and b.
+
+    >>> import numpy as np
+    >>> n = np.array([1e2, 1e3, 1e4]); fit = fit_power_law(n, 0.4 * n, 0.01 * 0.4 * n)
+    >>> round(fit.b, 9), round(fit.prefactor, 9)
+    (1.0, 0.4)
+    """
+    n = np.asarray(n, np.float64)
+    y = np.asarray(y, np.float64)
+    y_se = np.asarray(y_se, np.float64)
+    for name, v in (("n", n), ("y", y), ("y_se", y_se)):
+        check_array(name, v, ndim=1)
+    if not (n.shape == y.shape == y_se.shape):
+        raise InputError(f"n, y and y_se must have the same shape, got {n.shape}, {y.shape}, {y_se.shape}")
+    if np.any(n <= 0) or np.any(y <= 0) or np.any(y_se <= 0):
+        raise InputError("n, y and y_se must be > 0 for a log-log fit")
+    k = 2 if finite_size_omega is None else 3
+    if n.size < k:
+        raise InputError(f"a fit with {k} parameters needs at least {k} points, got {n.size}")
+    x = np.log(n)
+    cols = [np.ones_like(x), x]
+    if finite_size_omega is not None:
+        cols.append(n ** (-float(finite_size_omega)))
+    design = np.stack(cols, axis=1)
+    w = (y / y_se) ** 2
+    ly = np.log(y)
+    cov = np.linalg.inv(design.T @ (w[:, None] * design))
+    coef = cov @ design.T @ (w * ly)
+    resid = ly - design @ coef
+    chi2 = float(np.sum(w * resid**2))
+    se = np.sqrt(np.diag(cov))
+    return PowerLawFit(
+        a=float(coef[0]), b=float(coef[1]), a_se=float(se[0]), b_se=float(se[1]), cov=cov, chi2=chi2,
+        dof=int(n.size - k),
+        c=None if k == 2 else float(coef[2]), c_se=None if k == 2 else float(se[2]),
+        omega=finite_size_omega,
+    )
+
+
+# --------------------------------------------------------------------------- nearest gaps
+
+
+def choose_m(law: KeyLaw, n: int, lambda_min: float, *, tail_tol: float = 1e-7, m_max: int = 1 << 20) -> int:
+    """Smallest m whose neglected keys carry expected Poisson-limit mass < ``tail_tol`` at lambda_min.
+
+    In the Poisson limit (THEORY c) the energies z = beta u form a PPP with mean measure
+    rho z^h, rho = C lambda^{-h}; the keys beyond the m-th start near z_m = (m/rho)^{1/h} and
+    carry expected mass rho Gamma(h+1) Q(h, z_m) relative to the top key (Q the regularised
+    upper incomplete gamma). Returns min(n, that m) (at least 16), capped at ``m_max``.
+    """
+    from scipy.special import gammaincc
+
+    h = law.alpha / 2
+    rho = law.C * lambda_min ** (-h)
+    m = 16
+    while m < min(n, m_max):
+        z = (m / rho) ** (1 / h)
+        if rho * math.gamma(h + 1) * gammaincc(h, z) < tail_tol:
+            break
+        m *= 2
+    return int(min(n, m, m_max))
+
+
+@functools.partial(jax.jit, static_argnames=("law", "n", "m"))
+def _top_m_exact(law, keys, n, m):
+    def one(k):
+        u = law.sample_gaps(k, n)
+        return u if m == n else -jax.lax.top_k(-u, m)[0]
+
+    return jax.vmap(one)(keys)
+
+
+def nearest_gap_samples(
+    law: KeyLaw,
+    key: PRNGKeyArray,
+    n: int,
+    m: int,
+    *,
+    seeds: int,
+    sampler: str = "auto",
+) -> Float[Array, "S m"]:
+    """The m smallest gaps (ascending; unsorted when m = n) of each of ``seeds`` contexts of n keys.
+
+    'exact': draw all n gaps (O(n) each, batched to bound memory) and keep the m smallest.
+    'nearest': :func:`phasejax.extreme.nearest_gaps`, O(m) for any n. 'auto' picks by n.
+    """
+    n = check_int("n", n, minimum=1)
+    m = check_int("m", m, minimum=1, maximum=n)
+    seeds = check_int("seeds", seeds, minimum=1)
+    sampler = choose_sampler(law, n, sampler)
+    keys = jax.random.split(key, seeds)
+    if sampler == "nearest":
+        from .extreme import nearest_gaps
+
+        return jax.vmap(lambda k: nearest_gaps(law, k, n, m))(keys)
+    batch = max(1, (1 << 25) // n)
+    parts = [_top_m_exact(law, keys[i : i + batch], n, m) for i in range(0, seeds, batch)]
+    return jnp.concatenate(parts, axis=0)
+
+
+@functools.cache
+def gap_curve(observable: str = "max_weight", top_k: int = 5):
+    """curve(log_betas (B,), gaps (S, m)) -> (S, B): the named observable of each context.
+
+    Cached per (observable, top_k), so :func:`find_peak` compiles it once for every n.
+    """
+    check_option("observable", observable, OBSERVABLE_NAMES)
+
+    def curve(log_betas, gaps):
+        betas = jnp.exp(jnp.atleast_1d(log_betas))
+        chunk = min(gaps.shape[1], 4096)
+        return jax.vmap(lambda u: getattr(_gap_observables(u, betas, top_k, chunk), observable))(gaps)
+
+    return curve
+
+
+def truncation_bound(gaps: Float[Array, "S m"], n: int, betas) -> Float[Array, " B"]:
+    """max over seeds of (n - m) exp(-beta (u_(m) - u_(1))): a bound on the relative change of Z,
+    hence of the max weight, from dropping the n - m farthest keys. Zero when m = n."""
+    s, m = gaps.shape
+    if m >= n:
+        return jnp.zeros(jnp.shape(jnp.atleast_1d(betas)), gaps.dtype)
+    spread = jnp.max(gaps, axis=1) - jnp.min(gaps, axis=1)  # (S,)
+    b = jnp.atleast_1d(jnp.asarray(betas, gaps.dtype))
+    return jnp.max((n - m) * jnp.exp(-b[None, :] * spread[:, None]), axis=0)
+
+
+# --------------------------------------------------------------------------- the scan
+
+
+class ScalingResult(eqx.Module):
+    """beta_peak(n) over n, the fit, and the collapse data. Host (NumPy) arrays throughout."""
+
+    law_name: str
+    d: int
+    alpha: float
+    C: float
+    n: np.ndarray
+    m: np.ndarray
+    seeds: int
+    sampler: str
+    beta_peak: np.ndarray
+    beta_peak_se: np.ndarray
+    value_at_peak: np.ndarray
+    chi_max: np.ndarray
+    truncation_bound: np.ndarray
+    fit: PowerLawFit
+    fit_finite_size: PowerLawFit | None
+    collapse_lambda: np.ndarray
+    collapse_mean: np.ndarray
+    collapse_se: np.ndarray
+    peaks: tuple
+
+    @property
+    def lambda_peak(self) -> np.ndarray:
+        return self.beta_peak / self.n ** (2 / self.alpha)
+
+    @property
+    def exponent_theory(self) -> float:
+        return 2 / self.alpha
+
+
+def scaling_scan(
+    law: KeyLaw,
+    ns,
+    *,
+    key: PRNGKeyArray,
+    seeds: int = 256,
+    sampler: str = "auto",
+    m: int | None = None,
+    observable: str = "max_weight",
+    lambda_range: tuple[float, float] = (0.05, 5.0),
+    grid_points: int = 16,
+    collapse_points: int = 40,
+    tail_tol: float = 1e-7,
+    progress=None,
+) -> ScalingResult:
+    """beta_peak(n) for each n in ``ns`` with the delta-method se, and the weighted power-law fit.
+
+    The bracketing grid for each n is lambda n^{2/alpha} with lambda log-spaced in
+    ``lambda_range``. The finite-size fit adds c n^{-2/alpha} (THEORY c: the relative
+    correction to beta_peak(n)/n^{2/alpha} is O(n^{-2/(d-1)}), O(1/n) for d = 3) and is
+    reported beside the plain fit when there are at least 4 values of n.
+    """
+    ns = [check_int("n", v, minimum=2) for v in np.atleast_1d(ns)]
+    if len(ns) < 2:
+        raise InputError(f"ns needs at least 2 context lengths for a fit, got {len(ns)}")
+    seeds = check_int("seeds", seeds, minimum=2)
+    lo, hi = (check_real("lambda_range[0]", lambda_range[0], positive=True),
+              check_real("lambda_range[1]", lambda_range[1], positive=True))
+    if not hi > lo:
+        raise InputError(f"lambda_range must be increasing, got {lambda_range}")
+    check_int("grid_points", grid_points, minimum=3)
+    alpha = law.alpha
+    curve = gap_curve(observable)
+    lam_grid = np.geomspace(lo, hi, grid_points)
+    lam_collapse = np.geomspace(lo, hi, collapse_points)
+    rows = []
+    samplers = set()
+    for i, n in enumerate(ns):
+        mm = choose_m(law, n, lo, tail_tol=tail_tol) if m is None else min(check_int("m", m, minimum=1), n)
+        resolved = choose_sampler(law, n, sampler)
+        samplers.add(resolved)
+        gaps = nearest_gap_samples(law, jax.random.fold_in(key, i), n, mm, seeds=seeds, sampler=resolved)
+        scale = n ** (2 / alpha)
+        grid = jnp.log(jnp.asarray(lam_grid * scale, gaps.dtype))
+        peak: Peak = find_peak(curve, grid, gaps)
+        per_seed = np.asarray(curve(jnp.log(jnp.asarray(lam_collapse * scale, gaps.dtype)), gaps), np.float64)
+        rows.append({
+            "n": n, "m": mm, "peak": peak,
+            "beta": float(peak.beta), "se": float(peak.beta_se),
+            "bound": float(truncation_bound(gaps, n, peak.beta)[0]),
+            "collapse_mean": per_seed.mean(0), "collapse_se": per_seed.std(0, ddof=1) / math.sqrt(seeds),
+        })
+        if progress is not None:
+            progress.update(1, f"n={n:g}: beta_peak/n^(2/alpha) = {float(peak.beta) / scale:.4f}")
+    n_arr = np.array(ns, np.float64)
+    beta = np.array([r["beta"] for r in rows])
+    se = np.array([r["se"] for r in rows])
+    fit = fit_power_law(n_arr, beta, se)
+    fit_fs = fit_power_law(n_arr, beta, se, finite_size_omega=2 / alpha) if len(ns) >= 4 else None
+    return ScalingResult(
+        law_name=type(law).__name__, d=law.d, alpha=alpha, C=law.C, n=n_arr,
+        m=np.array([r["m"] for r in rows]), seeds=seeds, sampler="+".join(sorted(samplers)),
+        beta_peak=beta, beta_peak_se=se,
+        value_at_peak=np.array([float(r["peak"].value) for r in rows]),
+        chi_max=np.array([float(r["peak"].chi_max) for r in rows]),
+        truncation_bound=np.array([r["bound"] for r in rows]),
+        fit=fit, fit_finite_size=fit_fs,
+        collapse_lambda=lam_collapse,
+        collapse_mean=np.stack([r["collapse_mean"] for r in rows]),
+        collapse_se=np.stack([r["collapse_se"] for r in rows]),
+        peaks=tuple(r["peak"] for r in rows),
+    )

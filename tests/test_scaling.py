@@ -1,0 +1,129 @@
+"""Scaling fits and the beta_peak(n) ~ lambda* n^{2/alpha} law (small, fixed-key runs; the full runs are slow)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import special
+
+from phasejax import cli
+from phasejax._checks import InputError
+from phasejax.geometry import PowerLawCap, UniformSphere
+from phasejax.observables import gap_observables
+from phasejax.scaling import choose_m, fit_power_law, nearest_gap_samples, scaling_scan, truncation_bound
+
+
+def test_fit_recovers_exact_power_law():
+    n = np.geomspace(1e2, 1e6, 7)
+    fit = fit_power_law(n, 0.38 * n**1.0, 0.05 * 0.38 * n)
+    assert fit.b == pytest.approx(1.0, abs=1e-12) and fit.prefactor == pytest.approx(0.38, rel=1e-12)
+    assert fit.chi2 == pytest.approx(0.0, abs=1e-18)
+    # with a finite-size term: y = 2 n^0.5 (1 + 3/sqrt(n)) exactly in log space
+    y = 2 * n**0.5 * np.exp(3 / np.sqrt(n))
+    fs = fit_power_law(n, y, 0.01 * y, finite_size_omega=0.5)
+    assert fs.b == pytest.approx(0.5, abs=1e-10) and fs.c == pytest.approx(3.0, rel=1e-8)
+
+
+def test_fit_standard_errors_match_monte_carlo():
+    # replicate noisy data sets; the spread of b over 2000 replications must match the reported b_se
+    rng = np.random.default_rng(0)
+    n = np.geomspace(1e2, 1e6, 9)
+    rel = np.linspace(0.02, 0.1, 9)
+    bs, ses = [], []
+    for _ in range(2000):
+        y = 0.4 * n * np.exp(rel * rng.standard_normal(9))
+        f = fit_power_law(n, y, rel * y)
+        bs.append(f.b)
+        ses.append(f.b_se)
+    # sd of a sample sd from 2000 draws is ~1.6%: allow 6%
+    assert np.std(bs, ddof=1) == pytest.approx(np.mean(ses), rel=0.06)
+
+
+def test_fit_rejects_bad_input():
+    with pytest.raises(InputError, match="must be > 0"):
+        fit_power_law([1, 2, 3], [1, -1, 2], [0.1, 0.1, 0.1])
+    with pytest.raises(InputError, match="same shape"):
+        fit_power_law([1, 2, 3], [1, 2], [0.1, 0.1])
+
+
+def test_choose_m_tail_mass_below_tolerance():
+    law = UniformSphere(3)
+    m = choose_m(law, 10**9, 0.05, tail_tol=1e-7)
+    h, rho = 1.0, 0.5 / 0.05
+    z = (m / rho) ** (1 / h)
+    assert rho * math.gamma(h + 1) * special.gammaincc(h, z) < 1e-7
+    z_half = (m / 2 / rho) ** (1 / h)  # the next smaller power of two would not do
+    assert rho * math.gamma(h + 1) * special.gammaincc(h, z_half) >= 1e-7
+    assert choose_m(law, 50, 0.05) == 50
+
+
+def test_truncation_bound_holds(x64):
+    law = UniformSphere(3)
+    n, m = 20000, 64
+    key = jax.random.key(3)
+    full = law.sample_gaps(jax.random.split(key, 1)[0], n)
+    top = nearest_gap_samples(law, key, n, m, seeds=1, sampler="exact")
+    np.testing.assert_allclose(np.asarray(top[0]), np.sort(np.asarray(full))[:m], rtol=1e-15)
+    for beta in (2e3, 1e4, 5e4):
+        w_full = float(gap_observables(full, jnp.asarray([beta])).max_weight[0])
+        w_top = float(gap_observables(top[0], jnp.asarray([beta])).max_weight[0])
+        bound = float(truncation_bound(top, n, beta)[0])
+        assert w_top >= w_full and (w_top / w_full - 1) <= bound + 1e-15
+
+
+def test_scaling_small_run_recovers_the_law(reference):
+    """d = 3, n = 1e2..1e4, 128 seeds: exponent within 3 se of 1 and lambda* within 3 se of theory."""
+    res = scaling_scan(UniformSphere(3), [100, 1000, 10000], key=jax.random.key(42), seeds=128, sampler="exact")
+    assert abs(res.fit.b - 1.0) < 3 * res.fit.b_se
+    lam = reference["lambda_star"]["3"]["value"]
+    assert abs(res.fit.prefactor - lam) < 3 * res.fit.prefactor_se
+    assert res.fit.b_se < 0.05 and np.all(res.truncation_bound < 1e-3)
+
+
+def test_scaling_powerlaw_cap_exponent():
+    """PowerLawCap on S^2 with alpha = 1: beta_peak ~ n^{2/alpha} = n^2."""
+    res = scaling_scan(PowerLawCap(3, 1.0), [100, 1000, 10000], key=jax.random.key(5), seeds=96, sampler="exact")
+    assert abs(res.fit.b - 2.0) < 3 * res.fit.b_se
+
+
+def test_scaling_cli_json_contract(tmp_path, capsys):
+    rc = cli.main(["scaling", "--n-min", "100", "--n-max", "3000", "--n-points", "3", "--seeds", "32",
+                   "--json", "--out", str(tmp_path)])
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    for key in ("d", "alpha", "n", "beta_peak", "beta_peak_se", "exponent", "exponent_se", "exponent_theory",
+                "lambda_star", "lambda_star_se", "lambda_star_theory", "sampler", "geometry"):
+        assert key in out
+    assert out["geometry"] == "UniformSphere" and out["exponent_theory"] == 1.0
+    assert len(out["beta_peak"]) == 3
+    for f in ("results", "figure_peaks", "figure_collapse", "json"):
+        assert os.path.exists(out["files"][f])
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["--n-min", "1000", "--n-max", "100"], "--n-max (100) must be larger than --n-min (1000)"),
+    (["--seeds", "1"], "--seeds must be >= 2"),
+    (["--sampler", "magic"], "--sampler must be one of"),
+    (["--observable", "nope"], "--observable must be one of"),
+])
+def test_scaling_cli_errors(argv, fragment, capsys, tmp_path):
+    assert cli.main(["scaling", *argv, "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("d", [2, 3, 4, 5, 8])
+def test_scaling_full_exponent(d):
+    """The README's main job at each d: exponent within 2 se of 2/(d-1) (finite-size fit for d > 3)."""
+    seeds = 256 if d <= 4 else 128
+    res = scaling_scan(UniformSphere(d), np.geomspace(100, 1e6, 9).round().astype(int), key=jax.random.key(d),
+                       seeds=seeds)
+    fit = res.fit if d <= 3 else res.fit_finite_size
+    assert abs(fit.b - 2 / (d - 1)) < 2 * fit.b_se

@@ -70,12 +70,12 @@ def main(argv=None) -> dict:
     snap_steps = [0] + [2**i for i in range(int(math.log2(max(args.steps, 1))) + 1)]
     snaps = {0: np.asarray(x)}
     amp = [float(heat.mode_amplitude(x, l))]
-    spec = [[float(heat.mode_amplitude(x, int(m))) for m in degrees]]
+    spec = [np.asarray(heat.zonal_spectrum(x, args.spectrum))]
     pairs = [_pair_fraction(np.asarray(x), 0.02)]
     for k in range(1, args.steps + 1):
         x = heat.attention_step(x, beta)
         amp.append(float(heat.mode_amplitude(x, l)))
-        spec.append([float(heat.mode_amplitude(x, int(m))) for m in degrees])
+        spec.append(np.asarray(heat.zonal_spectrum(x, args.spectrum)))
         pairs.append(_pair_fraction(np.asarray(x), 0.02))
         if k in snap_steps:
             snaps[k] = np.asarray(x)
@@ -86,8 +86,9 @@ def main(argv=None) -> dict:
     amp, spec = np.asarray(amp), np.abs(np.asarray(spec))
     steps = np.arange(args.steps + 1)
 
-    g_lin = np.array([float(heat.exact_gain(d, int(m), 0.0, beta, linear=True)) for m in degrees])
-    g_l = float(heat.exact_gain(d, l, 0.0, beta, linear=True))
+    g_lin = np.asarray(heat.linear_gain_spectrum(d, beta, max(args.spectrum, l)), dtype=float)
+    g_l = float(g_lin[l - 1])
+    g_lin = g_lin[: args.spectrum]
     g_1st = 1 + l * (l + d - 2) / beta
     g_step1 = float(heat.exact_gain(d, l, eps, beta, n=n))  # finite eps, finite N, first step
     pred = amp[0] * g_l**steps

@@ -162,8 +162,8 @@ def _figure(r, path):
     ax[0].errorbar(b, np.asarray(r["G_measured"]) - 1, yerr=r["G_measured_se"], fmt="o", color="k",
                    label=f"measured, N={r['N']} (mean ± s.e., {r['seeds']} seeds)")
     ax[0].plot(bb, np.asarray(exact_gain(d, l, eps, bb)) - 1, "C0-", label="exact map, N = ∞")
-    ax[0].plot(bb, np.asarray(exact_gain(d, l, eps, bb, n=r["N"], self_interaction=r["self_interaction"])) - 1,
-               "C2--", label="exact map + O(1/N) correction")
+    g_n = np.asarray(exact_gain(d, l, eps, bb, n=r["N"], self_interaction=r["self_interaction"]))
+    ax[0].plot(bb, g_n - 1, "C2--", label="exact map + O(1/N) correction")
     ax[0].plot(bb, l * (l + d - 2) / bb, "C1:", label="first order l(l+d-2)/β")
     ax[0].set(xscale="log", yscale="log", xlabel="β", ylabel="G - 1",
               title=f"zonal mode l={l} on S^{d - 1}, eps={eps}")
@@ -171,6 +171,7 @@ def _figure(r, path):
     ax[1].errorbar(b, (np.asarray(r["G_measured"]) - 1) * b, yerr=np.asarray(r["G_measured_se"]) * b, fmt="o",
                    color="k", label="measured")
     ax[1].plot(bb, (np.asarray(exact_gain(d, l, eps, bb)) - 1) * bb, "C0-", label="exact map, N = ∞")
+    ax[1].plot(bb, (g_n - 1) * bb, "C2--", label=f"exact map + O(1/N) correction, N={r['N']}")
     ax[1].axhline(l * (l + d - 2), color="C1", ls=":", label="l(l+d-2)")
     ax[1].set(xscale="log", xlabel="β", ylabel="(G - 1) β", title="approach to the heat equation")
     ax[1].legend(fontsize=8)

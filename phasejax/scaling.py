@@ -152,13 +152,14 @@ def choose_m(law: KeyLaw, n: int, lambda_min: float, *, tail_tol: float = 1e-7, 
     return int(min(n, m, m_max))
 
 
+def _top_m_one(law, k, n, m):
+    u = law.sample_gaps(k, n)
+    return u if m == n else -jax.lax.top_k(-u, m)[0]
+
+
 @functools.partial(jax.jit, static_argnames=("law", "n", "m"))
 def _top_m_exact(law, keys, n, m):
-    def one(k):
-        u = law.sample_gaps(k, n)
-        return u if m == n else -jax.lax.top_k(-u, m)[0]
-
-    return jax.vmap(one)(keys)
+    return jax.vmap(lambda k: _top_m_one(law, k, n, m))(keys)
 
 
 def nearest_gap_samples(
@@ -169,17 +170,36 @@ def nearest_gap_samples(
     *,
     seeds: int,
     sampler: str = "auto",
+    devices: int | None = None,
+    checkpoint=None,
+    cell_seeds: int | None = None,
+    prefix: str = "seeds",
 ) -> Float[Array, "S m"]:
     """The m smallest gaps (ascending; unsorted when m = n) of each of ``seeds`` contexts of n keys.
 
     'exact': draw all n gaps (O(n) each, batched to bound memory) and keep the m smallest.
     'nearest': :func:`phasejax.extreme.nearest_gaps`, O(m) for any n. 'auto' picks by n.
+
+    With ``devices`` (devices per process), a ``checkpoint`` (:class:`phasejax.checkpoint.CellStore`,
+    cells of ``cell_seeds`` seeds named ``prefix-start-stop``) or in a multi-process run, the
+    seeds are sharded by :func:`phasejax.distributed.run_seeds`; context i still gets key
+    ``jax.random.split(key, seeds)[i]``, so the gaps equal the one-device ones.
     """
     n = check_int("n", n, minimum=1)
     m = check_int("m", m, minimum=1, maximum=n)
     seeds = check_int("seeds", seeds, minimum=1)
     sampler = choose_sampler(law, n, sampler)
     keys = jax.random.split(key, seeds)
+    if devices is not None or checkpoint is not None or jax.process_count() > 1:
+        from .distributed import run_seeds
+
+        if sampler == "nearest":
+            from .extreme import nearest_gaps
+
+            return run_seeds(lambda k: nearest_gaps(law, k, n, m), keys, devices=devices, checkpoint=checkpoint,
+                             cell_seeds=cell_seeds, prefix=prefix)
+        return run_seeds(lambda k: _top_m_one(law, k, n, m), keys, devices=devices, batch=max(1, (1 << 25) // n),
+                         checkpoint=checkpoint, cell_seeds=cell_seeds, prefix=prefix)
     if sampler == "nearest":
         from .extreme import nearest_gaps
 
@@ -265,6 +285,9 @@ def scaling_scan(
     collapse_points: int = 40,
     tail_tol: float = 1e-7,
     progress=None,
+    devices: int | None = None,
+    checkpoint=None,
+    cell_seeds: int | None = None,
 ) -> ScalingResult:
     """beta_peak(n) for each n in ``ns`` with the delta-method se, and the weighted power-law fit.
 
@@ -272,6 +295,10 @@ def scaling_scan(
     ``lambda_range``. The finite-size fit adds c n^{-2/alpha} (THEORY c: the relative
     correction to beta_peak(n)/n^{2/alpha} is O(n^{-2/(d-1)}), O(1/n) for d = 3) and is
     reported beside the plain fit when there are at least 4 values of n.
+
+    ``devices``, ``checkpoint`` and ``cell_seeds`` go to :func:`nearest_gap_samples` (cells
+    ``n<index>-seeds-<start>-<stop>``): seeds sharded over devices and processes, and a rerun
+    with the same checkpoint folder reloads the finished gap samples.
     """
     ns = [check_int("n", v, minimum=2) for v in np.atleast_1d(ns)]
     if len(ns) < 2:
@@ -292,7 +319,9 @@ def scaling_scan(
         mm = choose_m(law, n, lo, tail_tol=tail_tol) if m is None else min(check_int("m", m, minimum=1), n)
         resolved = choose_sampler(law, n, sampler)
         samplers.add(resolved)
-        gaps = nearest_gap_samples(law, jax.random.fold_in(key, i), n, mm, seeds=seeds, sampler=resolved)
+        gaps = nearest_gap_samples(law, jax.random.fold_in(key, i), n, mm, seeds=seeds, sampler=resolved,
+                                   devices=devices, checkpoint=checkpoint, cell_seeds=cell_seeds,
+                                   prefix=f"n{i:03d}-seeds")
         scale = n ** (2 / alpha)
         grid = jnp.log(jnp.asarray(lam_grid * scale, gaps.dtype))
         peak: Peak = find_peak(curve, grid, gaps)

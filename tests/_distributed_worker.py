@@ -1,0 +1,74 @@
+"""Helper process for tests/test_distributed.py (JAX must be configured before it is imported).
+
+    python tests/_distributed_worker.py devices OUT.npz
+        one process, 2 forced host devices: the observables of a small seed ensemble and the
+        nearest gaps by the plain one-device path, and sharded over 1 and 2 devices.
+    python tests/_distributed_worker.py process OUT.npz COORDINATOR NUM_PROCESSES PROCESS_ID
+        one process of a jax.distributed run on CPU (one device each): the same ensemble,
+        sharded over the global mesh.
+
+Both write a .npz of arrays named <what>/<leaf index>.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+MODE = sys.argv[1]
+if MODE == "devices":
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+N, SEEDS, M = 600, 5, 16
+
+
+def workload():
+    from phasejax.geometry import UniformSphere
+    from phasejax.observables import sampled_observables
+
+    law = UniformSphere(3)
+    betas = jnp.geomspace(1.0, 3e3, 6)
+    keys = jax.random.split(jax.random.key(7), SEEDS)
+    return law, betas, keys, (lambda k: sampled_observables(law, k, N, betas, top_k=3, chunk=256))
+
+
+def flat(prefix, tree, out):
+    for i, leaf in enumerate(jax.tree.leaves(tree)):
+        out[f"{prefix}/{i}"] = np.asarray(leaf)
+
+
+def main():
+    from phasejax import distributed
+
+    out = {}
+    if MODE == "devices":
+        from phasejax.scaling import nearest_gap_samples
+        from phasejax.sweep import ensemble
+
+        law, betas, keys, fn = workload()
+        assert jax.local_device_count() == 2, jax.devices()
+        flat("plain", ensemble(law, jax.random.key(7), N, betas, seeds=SEEDS, top_k=3, chunk=256).per_seed, out)
+        for k in (1, 2):
+            flat(f"dev{k}", distributed.run_seeds(fn, keys, devices=k), out)
+            flat(f"gaps_dev{k}", nearest_gap_samples(law, jax.random.key(3), N, M, seeds=SEEDS, devices=k), out)
+        flat("gaps_plain", nearest_gap_samples(law, jax.random.key(3), N, M, seeds=SEEDS), out)
+    elif MODE == "process":
+        coordinator, nproc, pid = sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+        info = distributed.initialize(coordinator, nproc, pid, timeout_s=120)
+        assert info["processes"] == nproc and info["devices"] == nproc, info
+        law, betas, keys, fn = workload()
+        flat("dist", distributed.run_seeds(fn, keys), out)
+        from phasejax.scaling import nearest_gap_samples
+
+        flat("gaps_dist", nearest_gap_samples(law, jax.random.key(3), N, M, seeds=SEEDS, devices=1), out)
+    else:
+        raise SystemExit(f"unknown mode {MODE!r}")
+    np.savez(sys.argv[2], **out)
+
+
+if __name__ == "__main__":
+    main()

@@ -454,7 +454,10 @@ def plot_phase_diagram(pd: PhaseDiagram, path: str, *, schedules: dict | None = 
 
 
 class TailPoint(NamedTuple):
-    """The gap law at its 1/n quantile: u* (F(u*) = 1/n), hazard f(u*)/F(u*), local exponent u* f/F."""
+    """The gap law at its 1/n quantile: u* (F(u*) = 1/n), hazard f(u*)/F(u*), local exponent u* f/F.
+
+    For score laws without an endpoint (:class:`GaussianScores`) ``u_star`` is the threshold score
+    t* - mean (P(score > t*) = 1/n) and ``h_local`` is infinity."""
 
     n: float
     u_star: float
@@ -481,7 +484,7 @@ class GaussianScores(NamedTuple):
         n = float(n)
         z = -sps.ndtri(1.0 / n)
         hz = math.exp(-0.5 * z * z - 0.5 * math.log(2 * math.pi) - sps.log_ndtr(-z)) / sigma
-        return TailPoint(n, -z * sigma, hz, math.inf)
+        return TailPoint(n, z * sigma, hz, math.inf)  # u_star: the threshold score t* - mean
 
     def sample(self, key, shape, dtype=None):
         return self.mean + self.sigma * jax.random.normal(key, shape, dtype or jnp.result_type(float))
@@ -640,12 +643,15 @@ class ScoreTailFit(NamedTuple):
         return TailPoint(n, u, hz, self.h)
 
 
-def fit_score_tail(scores, *, k: int | None = None) -> ScoreTailFit:
+def fit_score_tail(scores, *, k: int | None = None, endpoint: float | None = None) -> ScoreTailFit:
     """Fit the upper tail of a row of scores (e.g. one query's attention logits) by a GPD.
 
     The k largest scores' excesses over the (k+1)-th are fitted by maximum likelihood
     (``scipy.stats.genpareto``, location 0). Default k = max(20, round(2 sqrt(N))) capped at N-1.
-    se(h) by the delta method from se(xi) ~ (1 + xi)/sqrt(k).
+    se(h) ~ h/sqrt(k) (the Hill-estimator rate; the GPD MLE is irregular for xi <= -1/2).
+    With ``endpoint`` known (cosines of unit vectors: 1) the gaps u = endpoint - x are fitted by
+    Hill instead (P(u <= s) ~ C s^h), which is far less noisy: without it the distance of the top
+    scores to the endpoint must itself be extrapolated from one row.
 
     >>> import numpy as np
     >>> fit = fit_score_tail(1.0 - 2.0 * np.random.default_rng(0).uniform(size=20000))  # d = 3 cosines
@@ -666,26 +672,36 @@ def fit_score_tail(scores, *, k: int | None = None) -> ScoreTailFit:
     y = xs[:k] - t
     if not np.any(y > 0):
         raise InputError("scores: the top-k scores are all equal; the tail cannot be fitted")
+    if endpoint is not None:  # known upper endpoint (cosines: 1): Hill on the gaps u = endpoint - x
+        endpoint = check_real("endpoint", endpoint)
+        u = endpoint - xs[: k + 1]
+        if np.any(u <= 0):
+            raise InputError(f"endpoint = {endpoint!r} must exceed every score (max {xs[0]!r})")
+        h = 1.0 / float(np.mean(np.log(u[k] / u[:k])))
+        c = (k / N) * u[k] ** (-h)
+        # the same tail written as a GPD over the threshold t = x_(k+1): xi = -1/h, sigma = u_(k+1)/h
+        return ScoreTailFit(-1.0 / h, float(u[k]) / h, float(t), k, N, h, h / math.sqrt(k), float(c))
     xi, _, sigma = stats.genpareto.fit(y, floc=0.0)
     xi, sigma = float(xi), float(sigma)
-    xi_se = (1.0 + xi) / math.sqrt(k) if xi > -1 else math.nan
     if xi < 0:
         h = -1.0 / xi
-        h_se = xi_se / xi**2
+        h_se = h / math.sqrt(k)  # the Hill-estimator se of the endpoint exponent (GPD MLE is irregular at xi <= -1/2)
         c = (k / N) * (-xi / sigma) ** h
     else:
         h, h_se, c = math.inf, math.nan, math.nan
     return ScoreTailFit(xi, sigma, float(t), k, N, h, h_se, c)
 
 
-def predict_beta_peak_from_scores(scores, n=None, *, k: int | None = None) -> tuple[float, ScoreTailFit]:
+def predict_beta_peak_from_scores(scores, n=None, *, k: int | None = None,
+                                  endpoint: float | None = None) -> tuple[float, ScoreTailFit]:
     """The predictor from an empirical row of scores: (beta_peak estimate, the tail fit).
 
     beta_peak(n) ~ (kappa*(h)/h) f/F at the 1/n quantile of the fitted GPD tail, with h = -1/xi
-    (xi < 0) or infinity (xi >= 0). ``n`` defaults to the row length N. beta multiplies the scores
+    (xi < 0) or infinity (xi >= 0). ``n`` defaults to the row length N; ``endpoint``: a known upper
+    bound of the scores (1 for cosines), see :func:`fit_score_tail`. beta multiplies the scores
     as given (for cosines it is the DESIGN beta; for logits it is a factor on top of them).
     """
-    fit = fit_score_tail(scores, k=k)
+    fit = fit_score_tail(scores, k=k, endpoint=endpoint)
     n = fit.N if n is None else check_real("n", n, minimum=1.0)
     tp = fit.tail_point(n)
     h = fit.h if math.isinf(fit.h) else round(fit.h, 3)

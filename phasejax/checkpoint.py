@@ -41,7 +41,7 @@ FORMAT = "phasejax-cells-1"
 # CLI options that change where or how a run goes, never its numbers: left out of the config hash.
 RUN_ONLY_OPTIONS = frozenset({
     "out", "json", "quiet", "devices", "distributed", "coordinator", "num_processes", "process_id", "resume",
-    "command", "batch",
+    "command", "batch", "cell_seeds",
 })
 
 

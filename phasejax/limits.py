@@ -9,7 +9,9 @@
 * :func:`entropy_crossover` - H against log beta at fixed n with its slope, against the
   n = infinity curve log n + log M_d - beta A_d and the plateau -(d-1)/2.
 
-All return plain dicts of NumPy arrays / floats (the CLI's tables and JSON). Every Monte Carlo
+Every function takes ``devices`` (devices per process, None: the plain one-device path)
+to shard its seeds over devices and processes (:mod:`phasejax.distributed`) with the
+same numbers. All return plain dicts of NumPy arrays / floats (the CLI's tables and JSON). Every Monte Carlo
 number carries a standard error; KS distances come with the 95% noise level of the test,
 1.36 sqrt((S1 + S2) / (S1 S2)), so "shrinks with n" can be read against it.
 """
@@ -31,6 +33,16 @@ from .observables import _finish, _init_state, _update
 from .scaling import nearest_gap_samples
 
 __all__ = ["subcritical_fluctuations", "critical_laws", "supercritical_tail_check", "entropy_crossover", "ks_noise"]
+
+
+def _over_seeds(f, keys, devices):
+    """``f(keys)`` (batched over the seed axis), sharded by :func:`phasejax.distributed.run_seeds`
+    when ``devices`` is given or in a multi-process run; seed i gets ``keys[i]`` either way."""
+    if devices is None and jax.process_count() == 1:
+        return f(keys)
+    from .distributed import run_seeds
+
+    return run_seeds(f, keys, devices=devices, batched=True)
 
 
 def ks_noise(s1: int, s2: int) -> float:
@@ -59,7 +71,9 @@ def _outputs(law, keys, q, beta, n, chunk):
     return jax.vmap(one)(keys)
 
 
-def subcritical_fluctuations(d: int, beta: float, ns, *, key, seeds: int = 400, chunk: int = 8192) -> dict:
+def subcritical_fluctuations(
+    d: int, beta: float, ns, *, key, seeds: int = 400, chunk: int = 8192, devices: int | None = None,
+) -> dict:
     """sqrt(n) (y - A q) over ``seeds`` contexts of n uniform keys, for each n, against THEORY b.
 
     Returns per n: n Var(y_par) and n Var(y_perp) (averaged over the d-1 perpendicular
@@ -80,7 +94,9 @@ def subcritical_fluctuations(d: int, beta: float, ns, *, key, seeds: int = 400, 
     for i, n in enumerate(int(v) for v in ns):
         n = check_int("n", n, minimum=2)
         keys = jax.random.split(jax.random.fold_in(key, i), seeds)
-        y = np.asarray(_outputs(law, keys, q, jnp.asarray([beta], dtype), n, min(chunk, n)), np.float64)
+        b = jnp.asarray([beta], dtype)
+        y = np.asarray(_over_seeds(lambda ks, n=n, b=b: _outputs(law, ks, q, b, n, min(chunk, n)), keys, devices),
+                       np.float64)
         z = math.sqrt(n) * (y - a * np.asarray(q, np.float64))
         zpar = z[:, 0]
         zperp = z[:, 1:]
@@ -132,6 +148,7 @@ def _ppp_stats(keys, h, rho, m, k):
 
 def critical_laws(
     d: int, lam: float, ns, *, key, seeds: int = 2000, ppp_seeds: int = 20000, m: int = 256, k: int = 3,
+    devices: int | None = None,
 ) -> dict:
     """Finite-n laws at beta = lambda n^{2/(d-1)} against the Poisson limit, by two-sample KS.
 
@@ -148,12 +165,13 @@ def critical_laws(
     rho = c * lam ** (-h)
     kp = jax.random.split(jax.random.fold_in(key, 10**6), ppp_seeds)
     mm = max(m, int(rho * (60.0 ** h)) + 16)
-    w_ppp, h_ppp = (np.asarray(x, np.float64) for x in _ppp_stats(kp, h, jnp.asarray(rho), mm, k))
+    w_ppp, h_ppp = (np.asarray(x, np.float64) for x in _over_seeds(
+        lambda ks: _ppp_stats(ks, h, jnp.asarray(rho), mm, k), kp, devices))
     ew1 = float(theory.poisson_expected_max_weight(h, rho))
     rows = []
     for i, n in enumerate(int(v) for v in ns):
         n = check_int("n", n, minimum=2)
-        gaps = nearest_gap_samples(law, jax.random.fold_in(key, i), n, min(m, n), seeds=seeds)
+        gaps = nearest_gap_samples(law, jax.random.fold_in(key, i), n, min(m, n), seeds=seeds, devices=devices)
         beta = lam * n ** (2 / law.alpha)
         w, ent = (np.asarray(x, np.float64) for x in _critical_stats(gaps, jnp.asarray(beta, gaps.dtype), min(k, n)))
         row = {"n": n, "beta": beta, "E_max_weight": w[:, 0].mean(), "E_max_weight_se": w[:, 0].std(ddof=1) /
@@ -177,14 +195,16 @@ def critical_laws(
 # --------------------------------------------------------------------------- supercritical
 
 
-def supercritical_tail_check(d: int, lams, n: int, *, key, seeds: int = 4000, m: int = 64) -> dict:
+def supercritical_tail_check(
+    d: int, lams, n: int, *, key, seeds: int = 4000, m: int = 64, devices: int | None = None,
+) -> dict:
     """1 - E[W_(1)] at beta = lambda n^{2/(d-1)} for large lambda against the exact Poisson value and the
     tail law log(2) h Gamma(2-1/h) rho^{1/h} (THEORY c); the ratio measured/tail -> 1 as lambda grows."""
     d = check_int("d", d, minimum=3)
     n = check_int("n", n, minimum=2)
     law = UniformSphere(d)
     h, c = law.alpha / 2, law.C
-    gaps = nearest_gap_samples(law, key, n, min(m, n), seeds=seeds)
+    gaps = nearest_gap_samples(law, key, n, min(m, n), seeds=seeds, devices=devices)
     rows = []
     for lam in lams:
         lam = check_real("lambda", lam, positive=True)
@@ -223,7 +243,9 @@ def _entropy_and_var(law, keys, betas, n, chunk):
     return jax.vmap(one)(keys)
 
 
-def entropy_crossover(d: int, n: int, betas, *, key, seeds: int = 8, chunk: int = 32768) -> dict:
+def entropy_crossover(
+    d: int, n: int, betas, *, key, seeds: int = 8, chunk: int = 32768, devices: int | None = None,
+) -> dict:
     """H(beta) and its slope dH/d log beta = -beta^2 Var_w(u) (exact per sample, THEORY e) at fixed n,
     mean +- se over seeds, against the n = infinity curve and slope and the plateau (THEORY f)."""
     d = check_int("d", d, minimum=2)
@@ -232,8 +254,10 @@ def entropy_crossover(d: int, n: int, betas, *, key, seeds: int = 8, chunk: int 
     if b.ndim != 1 or np.any(b <= 0):
         raise InputError("betas must be a 1-D array of positive numbers")
     dtype = jnp.result_type(float)
-    ent, var = (np.asarray(x, np.float64) for x in _entropy_and_var(
-        UniformSphere(d), jax.random.split(key, seeds), jnp.asarray(b, dtype), n, min(chunk, n)))
+    bj = jnp.asarray(b, dtype)
+    ent, var = (np.asarray(x, np.float64) for x in _over_seeds(
+        lambda ks: _entropy_and_var(UniformSphere(d), ks, bj, n, min(chunk, n)), jax.random.split(key, seeds),
+        devices))
     slope = -(b**2)[None, :] * var
     return {
         "d": d, "n": n, "beta": b, "seeds": seeds,

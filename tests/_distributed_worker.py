@@ -7,7 +7,11 @@
         one process of a jax.distributed run on CPU (one device each): the same ensemble,
         sharded over the global mesh.
 
-Both write a .npz of arrays named <what>/<leaf index>.
+    python tests/_distributed_worker.py cells OUT.npz FOLDER
+        a resumable run (one cell per seed) into FOLDER/cells, for the kill / SIGTERM / SIGINT
+        tests; exits 130 when a signal stopped it after a finished cell.
+
+All write a .npz of arrays named <what>/<leaf index>.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from __future__ import annotations
 import os
 import sys
 
-MODE = sys.argv[1]
+MODE = sys.argv[1] if len(sys.argv) > 1 else ""
 if MODE == "devices":
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=2").strip()
 
@@ -24,6 +28,22 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 N, SEEDS, M = 600, 5, 16
+CELL_N, CELL_SEEDS = 300_000, 10
+
+
+def cells_run(folder, n=CELL_N, seeds=CELL_SEEDS):
+    """The resumable run of the kill/resume tests (also called in-process by the tests)."""
+    from phasejax.checkpoint import CellStore
+    from phasejax.distributed import run_seeds
+    from phasejax.geometry import UniformSphere
+    from phasejax.observables import sampled_observables
+
+    law = UniformSphere(3)
+    betas = jnp.geomspace(1.0, 1e4, 5)
+    store = CellStore(folder, {"n": n, "seeds": seeds, "betas": np.asarray(betas), "test": "cells"})
+    keys = jax.random.split(jax.random.key(11), seeds)
+    return run_seeds(lambda k: sampled_observables(law, k, n, betas, top_k=3, chunk=2048), keys,
+                     checkpoint=store, cell_seeds=1)
 
 
 def workload():
@@ -65,6 +85,12 @@ def main():
         from phasejax.scaling import nearest_gap_samples
 
         flat("gaps_dist", nearest_gap_samples(law, jax.random.key(3), N, M, seeds=SEEDS, devices=1), out)
+    elif MODE == "cells":
+        try:
+            flat("cells", cells_run(sys.argv[3]), out)
+        except KeyboardInterrupt as e:
+            print(e, file=sys.stderr)
+            raise SystemExit(130) from None
     else:
         raise SystemExit(f"unknown mode {MODE!r}")
     np.savez(sys.argv[2], **out)

@@ -25,9 +25,16 @@ def add_arguments(p):
     g.add_argument("--entropy-n", type=C.count, default=1_000_000,
                    help="n of the entropy-crossover curve (default 1e6)")
     C.add_output_arguments(p)
+    from ..distributed import add_parallel_arguments
+
+    add_parallel_arguments(p)
 
 
 def run(args):
+    from .. import distributed
+
+    parallel = distributed.start_from_args(args)
+    dev = parallel["local_devices"]
     if args.d < 3:
         raise InputError(f"--d must be >= 3 for the three limit laws (the tail law needs h > 1/2), got {args.d}")
     if args.n_max < 100:
@@ -45,17 +52,17 @@ def run(args):
     n_crit = [10**k for k in range(1, decades + 1)]
     prog = C.Progress(4, "limit-laws", quiet=args.quiet or args.json)
     sub = limits.subcritical_fluctuations(args.d, args.beta, n_sub, key=jax.random.fold_in(key, 1),
-                                          seeds=max(50, args.seeds // 2))
+                                          seeds=max(50, args.seeds // 2), devices=dev)
     prog.update(1, "subcritical")
     crit = limits.critical_laws(args.d, args.lam, n_crit, key=jax.random.fold_in(key, 2), seeds=args.seeds,
-                                ppp_seeds=10 * args.seeds)
+                                ppp_seeds=10 * args.seeds, devices=dev)
     prog.update(1, "critical")
     sup = limits.supercritical_tail_check(args.d, [3.0, 10.0, 30.0, 100.0, 300.0, 1000.0], args.n_max,
-                                          key=jax.random.fold_in(key, 3), seeds=2 * args.seeds)
+                                          key=jax.random.fold_in(key, 3), seeds=2 * args.seeds, devices=dev)
     prog.update(1, "supercritical")
     crit_beta = args.entropy_n ** (2 / (args.d - 1))
     ent = limits.entropy_crossover(args.d, args.entropy_n, np.geomspace(1e-2, 30 * crit_beta, 40),
-                                   key=jax.random.fold_in(key, 4), seeds=8)
+                                   key=jax.random.fold_in(key, 4), seeds=8, devices=dev)
     prog.update(1, "entropy")
     result = {
         "d": args.d,
@@ -63,8 +70,9 @@ def run(args):
         "critical": _strip({k: v for k, v in crit.items() if not k.startswith("samples")}),
         "supercritical": _strip(sup),
         "entropy_crossover": _strip(ent),
+        "parallel": parallel,
     }
-    result["files"] = _write(out, result, crit, args)
+    result["files"] = _write(out, result, crit, args) if distributed.is_writer() else {}
     return result, _table(result)
 
 

@@ -194,6 +194,9 @@ class SeedRunner:
 
     Build it once and call it on many key blocks: the jitted ``shard_map`` is reused for
     every block of the same padded size. See the module docstring for the shape contract.
+    Returns jax arrays laid out over the mesh (one process), or host NumPy arrays holding the
+    whole result (several processes); ``pad_to`` pads a short block up to a fixed size so
+    that blocks of varying length share one compilation.
 
     >>> r = SeedRunner(lambda k: jax.random.normal(k, (3,)), devices=1)
     >>> r(jax.random.split(jax.random.key(0), 5)).shape

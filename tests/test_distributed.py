@@ -238,3 +238,28 @@ def test_stop_then_resume_equals_uninterrupted(tmp_path, how, uninterrupted):
     assert not [p for p in os.listdir(tmp_path / "cells") if p.startswith(".tmp-")]
     for a, b in zip(uninterrupted, resumed, strict=True):
         np.testing.assert_array_equal(b, a)  # same code path: exactly equal
+
+
+# --------------------------------------------------------------------------- CLI
+
+
+@pytest.mark.slow
+def test_scaling_cli_resumes_and_refuses_a_different_config(tmp_path, capsys):
+    import json
+
+    from phasejax import cli
+
+    argv = ["scaling", "--n-min", "100", "--n-max", "300", "--n-points", "2", "--seeds", "8", "--grid-points", "5",
+            "--cell-seeds", "4", "--devices", "1", "--json", "--quiet", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    cells = sorted(os.listdir(tmp_path / "cells"))
+    assert cells == ["manifest.json", "n000-seeds-00000000-00000004.npz", "n000-seeds-00000004-00000008.npz",
+                     "n001-seeds-00000000-00000004.npz", "n001-seeds-00000004-00000008.npz"]
+    os.remove(tmp_path / "cells" / cells[-1])  # as if stopped before the last cell
+    assert cli.main(argv) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["beta_peak"] == first["beta_peak"] and again["parallel"]["devices"] == 1
+    assert cli.main([*argv[:8], "16", *argv[9:]]) == 2  # --seeds 16 into the same --out
+    err = capsys.readouterr().err.strip()
+    assert "holds cells of a different run" in err and "seeds" in err and len(err.splitlines()) == 1

@@ -1,0 +1,81 @@
+"""Cost of the nearest-m sampler does not depend on n: time per call for n = 1e4 .. 1e15, in one run.
+
+For each n, one context (one seed) of ``UniformSphere(d)`` keys, every observable on a beta grid of
+B points around the critical scale n^{2/alpha} (bulk correction and CLT fluctuation on), and a
+vmapped batch of seeds; n is static, so each n compiles once (untimed warm-up), then the best of
+``--repeats`` calls is kept. Prints a table (n, seconds per call, per seed) and the ratio
+max/min of the times over n: ~1 means the cost is independent of n. For comparison it also
+times the exact O(n) sampler at the smallest n.
+
+Usage: ``python benchmarks/bench_nearest.py [--d 3] [--m 256] [--betas 64] [--seeds 32] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from phasejax.extreme import nearest_observables
+from phasejax.geometry import UniformSphere
+from phasejax.observables import sampled_observables
+
+
+def best_time(fn, repeats):
+    jax.block_until_ready(fn())  # compile + warm up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--d", type=int, default=3)
+    p.add_argument("--m", type=int, default=256)
+    p.add_argument("--betas", type=int, default=64)
+    p.add_argument("--seeds", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=5)
+    p.add_argument("--ns", default="1e4,1e6,1e8,1e10,1e12,1e15")
+    p.add_argument("--json", action="store_true")
+    args = p.parse_args(argv)
+    law = UniformSphere(args.d)
+    ns = [int(float(x)) for x in args.ns.split(",")]
+    keys = jax.random.split(jax.random.key(0), args.seeds)
+    rows = []
+    for n in ns:
+        betas = jnp.asarray(np.geomspace(1e-3, 1e2, args.betas) * n ** (2 / law.alpha), jnp.result_type(float))
+        run = jax.jit(jax.vmap(lambda k, b=betas, n=n: nearest_observables(law, k, n, b, m=args.m)))
+        t = best_time(lambda run=run: run(keys).max_weight, args.repeats)
+        rows.append({"n": n, "seconds": t, "seconds_per_seed": t / args.seeds})
+    times = np.array([r["seconds"] for r in rows])
+    n0 = ns[0]
+    b0 = jnp.asarray(np.geomspace(1e-3, 1e2, args.betas) * n0 ** (2 / law.alpha), jnp.result_type(float))
+    exact = jax.jit(jax.vmap(lambda k: sampled_observables(law, k, n0, b0)))
+    t_exact = best_time(lambda: exact(keys).max_weight, args.repeats)
+    result = {
+        "d": args.d, "m": args.m, "betas": args.betas, "seeds": args.seeds, "rows": rows,
+        "ratio_max_over_min": float(times.max() / times.min()),
+        "exact_seconds_at_n_min": t_exact, "n_min": n0,
+        "device": str(jax.devices()[0]), "dtype": str(jnp.result_type(float)),
+    }
+    if args.json:
+        print(json.dumps(result))
+        return result
+    print(f"nearest-m sampler, UniformSphere(d={args.d}), m={args.m}, {args.betas} betas, {args.seeds} seeds per call")
+    print(f"{'n':>10}  {'s/call':>10}  {'ms/seed':>10}")
+    for r in rows:
+        print(f"{r['n']:>10.0e}  {r['seconds']:>10.4f}  {1e3 * r['seconds_per_seed']:>10.3f}")
+    print(f"ratio max/min time over n = {ns[0]:.0e}..{ns[-1]:.0e}: {result['ratio_max_over_min']:.2f}")
+    print(f"exact O(n) sampler at n = {n0:.0e}: {t_exact:.4f} s/call ({t_exact / times[0]:.2f}x the nearest-m time)")
+    return result
+
+
+if __name__ == "__main__":
+    main()

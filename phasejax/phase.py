@@ -199,7 +199,7 @@ def poisson_summary(alpha: float, C: float, lam) -> dict:  # noqa: N803
         "rho": np.exp(log_rho),
         "E_max_weight": ew.reshape(shape),
         "effective_keys": np.exp(eh).reshape(shape),
-        "inv_sum_w2": (1.0 / s2).reshape(shape),
+        "inv_sum_w2": np.divide(1.0, s2, out=np.full_like(s2, np.inf), where=s2 > 0).reshape(shape),
         "clipped": clipped,
     }
 
@@ -326,7 +326,8 @@ def _schedule_betas(name, n, params):
         return np.asarray(schedule_beta(name, jnp.asarray(n, jnp.float64), **params), np.float64)
 
 
-def schedule_table(constants: LawConstants, n, *, schedules=SCHEDULE_NAMES, level: float = 0.5, **params) -> dict:
+def schedule_table(constants: LawConstants, n, *, schedules=SCHEDULE_NAMES, level: float = 0.5, d: int | None = None,
+                   **params) -> dict:
     """Each schedule at each n: beta, lambda(n)/lambda*, Poisson-limit E[max weight], effective keys.
 
     ``params`` are those of :func:`phasejax.schedules.schedule_beta` (beta0, train_length, ...);
@@ -334,6 +335,13 @@ def schedule_table(constants: LawConstants, n, *, schedules=SCHEDULE_NAMES, leve
     of (S, N) float64 arrays ``beta``, ``lambda_ratio``, ``E_max_weight``, ``effective_keys``
     (exp E H, nats), ``inv_sum_w2``, ``in_window`` (bool), plus ``schedule`` (S,), ``n`` (N,) and
     ``window`` (:class:`CriticalWindow`).
+
+    **Validity.** The Poisson-limit numbers describe the top keys of an infinitely long context;
+    at finite n they are meaningful only while exp(E H) <= n (fewer effective keys than keys) and
+    the quadrature is in range. ``poisson_valid`` (S, N) marks that; elsewhere (deep subcritical,
+    e.g. a sqrt(d) head at d = 64) the three Poisson columns are NaN. With ``d`` (uniform keys on
+    S^{d-1}) ``effective_keys_subcritical`` adds the fixed-beta Kish value n/R(beta) of THEORY b
+    (``theory.effective_keys_limit``), valid for beta << n^{2/(d-1)}.
     """
     n = _ns(n)
     a, c = constants.alpha, constants.C
@@ -346,7 +354,21 @@ def schedule_table(constants: LawConstants, n, *, schedules=SCHEDULE_NAMES, leve
     lam = betas / n[None, :] ** (2.0 / a)
     summ = poisson_summary(a, c, lam)
     ratio = lam / win.lambda_star
+    valid = (~summ["clipped"]) & np.isfinite(summ["effective_keys"]) & np.isfinite(summ["inv_sum_w2"])
+    valid &= summ["effective_keys"] <= n[None, :]
+    for key in ("E_max_weight", "effective_keys", "inv_sum_w2"):
+        summ[key] = np.where(valid, summ[key], np.nan)
+    extra = {}
+    if d is not None:
+        from .theory import effective_keys_limit
+
+        with jax.enable_x64(True):
+            extra["effective_keys_subcritical"] = np.asarray(
+                effective_keys_limit(jnp.asarray(n[None, :], jnp.float64), jnp.asarray(betas, jnp.float64), d),
+                np.float64)
     return {
+        **extra,
+        "poisson_valid": valid,
         "schedule": list(schedules),
         "n": n,
         "beta": betas,

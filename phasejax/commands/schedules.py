@@ -124,7 +124,7 @@ def run(args):
                   critical_lambda=args.critical_lambda)
     lo_dec, hi_dec = math.ceil(math.log10(args.n_min) - 1e-9), math.floor(math.log10(args.n_max) + 1e-9)
     n_tab = np.array([10.0**k for k in range(lo_dec, hi_dec + 1)]) if hi_dec >= lo_dec else np.array([args.n_min])
-    tab = phase.schedule_table(consts, n_tab, schedules=names, **params)
+    tab = phase.schedule_table(consts, n_tab, schedules=names, d=None if law is None else law.d, **params)
     progress.update(1, "table")
     leaves = [phase.leaves_window_at(consts, s, n_min=args.n_min, n_max=args.n_max, **params) for s in names]
     progress.update(1, "window exits")
@@ -149,14 +149,18 @@ def run(args):
         "effective_keys": tab["effective_keys"],
         "inv_sum_w2": tab["inv_sum_w2"],
         "in_window": tab["in_window"],
+        "poisson_valid": tab["poisson_valid"],
+        "effective_keys_subcritical": tab.get("effective_keys_subcritical"),
         "leaves_window_at": [lv[0] for lv in leaves],
         "leaves_direction": [lv[1] for lv in leaves],
         "beta_peak": win.lambda_star * n_tab ** (2.0 / a),
         "beta_peak_predicted": predicted,
         "conventions": {s: _applied(s) for s in names},
         "notes": "E_max_weight and effective keys are Poisson-limit (n = inf) values at lambda = beta/n^(2/alpha); "
-        "effective_keys = exp(E entropy). On the sphere they need log n >> (d-1)/2; beta_peak_predicted is the "
-        "tail-hazard predictor, which follows the finite-n peak.",
+        "effective_keys = exp(E entropy); null where not valid at this n (exp(E H) > n: deep subcritical). "
+        "effective_keys_subcritical = Kish n/R(beta) at fixed beta (THEORY b, uniform keys). On the sphere the "
+        "Poisson limit needs log n >> (d-1)/2; beta_peak_predicted is the tail-hazard predictor, which follows the "
+        "finite-n peak.",
     }
     result["files"] = _write(out, consts, win, tab, names, leaves, params, args, result)
     progress.update(1, "figure")
@@ -214,14 +218,17 @@ def _table(r):
         for j, n in enumerate(r["n"]):
             rows.append([s if j == 0 else "", f"{n:.0e}", r["beta"][i][j], r["lambda_ratio"][i][j],
                          r["E_max_weight"][i][j], r["effective_keys"][i][j], r["inv_sum_w2"][i][j],
-                         "yes" if r["in_window"][i][j] else "no"])
+                         "yes" if r["in_window"][i][j] else "no"]
+                        + ([r["effective_keys_subcritical"][i][j]] if r.get("effective_keys_subcritical") is not None
+                           else []))
     w = r["window"]
     head = (f"{r['key_law']}: alpha={r['alpha']:g}, C={r['C']:.5g}, lambda*={r['lambda_star']:.5g}; "
             f"window lambda/lambda* in [{w['lo']:.3f}, {w['hi']:.3f}] "
             f"(E[max weight] {w['E_lo']:.3f}..{w['E_hi']:.3f}); "
             f"beta0={r['beta0']:.5g} ({r['beta0_rule']}), train length {r['train_length']:g}")
     table = C.format_table(["schedule", "n", "beta", "lambda/lambda*", "E[max w]", "exp(E H)", "1/E sum w2",
-                            "in window"], rows, title=head)
+                            "in window"] + (["n/R (Kish, fixed beta)"] if r.get("effective_keys_subcritical")
+                                            is not None else []), rows, title=head)
     lines = [table, ""]
     for s, nl, dr in zip(r["schedule"], r["leaves_window_at"], r["leaves_direction"], strict=True):
         where = f"leaves the window at n = {nl:.4g} ({dr})" if nl is not None else "does not leave the window in range"

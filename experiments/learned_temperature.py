@@ -13,7 +13,7 @@ check), and ``learned_temperature.json`` under --out, and prints the table.
 
 Small defaults (d = 3 and 5, n = 100 and 1000) finish in about a minute on 2 cores; the full claim:
 
-    python experiments/learned_temperature.py --n-max 1e5 --n-points 4 --steps 320 --runs 8 --batch 8 \
+    python experiments/learned_temperature.py --n-max 1e5 --n-points 4 --steps 240 --runs 6 --batch 8 \
         --contexts 1 --out runs/learned-temperature
 """
 

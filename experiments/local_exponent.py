@@ -126,7 +126,7 @@ def main(argv=None) -> dict:
         nn = np.geomspace(n.min() / 1.3, n.max() * 1.3, 50)
         ax[0].plot(nn, r["lambda_star_theory"] * nn ** (2 / r["alpha"]), "--", color=colors[name], lw=1)
     ax[0].set(xscale="log", yscale="log", xlabel="context length n", ylabel="$\\beta_{peak}(n)$",
-              title="PowerLawCap on $S^2$ (dashed: $\\lambda^*(\\alpha) n^{2/\\alpha}$, theory)")
+              title="PowerLawCap on $S^2$ (dashed: theory $\\lambda^*(\\alpha) n^{2/\\alpha}$)")
     ax[0].legend(fontsize=7)
     for name in ("uniform", "mixture", "anisotropic", "mixture-warped"):
         r = res[name]
@@ -138,7 +138,7 @@ def main(argv=None) -> dict:
                        f"slope {r['exponent']:.3f}$\\pm${r['exponent_se']:.3f}")
         ax[1].plot(n, scale / n, ":", color=colors[name], lw=1)
     ax[1].set(xscale="log", yscale="log", xlabel="context length n", ylabel="$\\beta_{peak}(n) / n$",
-              title="local, not global: slope = 2/alpha - 1 (dotted: theory)")
+              title="local, not global (dotted: theory)")
     ax[1].legend(fontsize=7)
     edges = np.linspace(0, 2, 81)
     for name in ("uniform", "mixture", "anisotropic", "mixture-warped"):
@@ -146,9 +146,11 @@ def main(argv=None) -> dict:
         ax[2].hist(u, bins=edges, density=True, histtype="step", color=colors[name], lw=1.5,
                    ls="--" if name == "mixture-warped" else "-", label=name)
     ax[2].set(yscale="log", xlabel="gap u = 1 - <q,k>", ylabel="density of u",
-              title="global shape: mixture and its warp coincide except u < u0")
+              title="global shape (warp differs only for u < u0)")
     ax[2].axvline(args.u0, color="gray", ls=":", lw=1)
     ax[2].legend(fontsize=7)
+    for a in ax:
+        a.title.set_fontsize(9)
     fig_path = io.save_figure(fig, os.path.join(args.out, "local_exponent.png"))
     elapsed = time.perf_counter() - t0
     out = {"laws": res, "ns": ns, "seeds": args.seeds, "m": args.m, "u0": args.u0, "elapsed_s": elapsed,

@@ -57,7 +57,8 @@ def add_arguments(p):
                    help="critical window as Poisson-limit E[max weight] in [LOW, HIGH] (default 0.1 0.9)")
     g = p.add_argument_group("tail fit")
     g.add_argument("--k", type=_k_option, default="gof",
-                   help="gaps per query: 'gof' (largest k passing the KS and trend tests, default), 'min_ks', or K")
+                   help="gaps per query: 'gof' (largest k passing the KS, trend and stability tests; default), "
+                   "'min_ks', or K")
     g.add_argument("--level", type=C.positive_real, default=0.1, help="test level of the k rule (default 0.1)")
     g = p.add_argument_group("context lengths")
     g.add_argument("--n-min", type=C.count, default=32, help="smallest subsample size n' (default 32)")
@@ -65,7 +66,8 @@ def add_arguments(p):
                    help="subsample sizes from --n-min to N/2, log-spaced (default 5)")
     g.add_argument("--n-max", type=C.count, default=1_000_000,
                    help="extrapolate the prediction (by decades) up to this n (default 1e6)")
-    g.add_argument("--seeds", type=C.positive_int, default=64, help="subsampled contexts per n' (default 64)")
+    g.add_argument("--seeds", type=C.positive_int, default=128,
+                   help="subsampled contexts per n' (default 128; the delta-method se is optimistic below ~100)")
     g.add_argument("--no-measure", action="store_true", help="skip the measured beta_peak(n') on subsamples")
     C.add_output_arguments(p)
 
@@ -167,7 +169,8 @@ def run(args):
         "alpha": fit.alpha, "alpha_se": fit.alpha_se, "alpha_ci95": fit.alpha_ci95,
         "C": fit.C, "C_se": fit.C_se, "C_ci95": fit.C_ci95, "log_C_sd_queries": fit.log_C_sd,
         "k": fit.k, "k_rule": fit.rule, "ks_pvalue": fit.ks_pvalue, "trend_pvalue": fit.trend_pvalue,
-        "gof_ok": fit.gof_ok, "u_max": fit.u_max, "zero_gaps_dropped": fit.zero_gaps_dropped,
+        "stability_pvalue": fit.stability_pvalue, "gof_ok": fit.gof_ok, "u_max": fit.u_max,
+        "zero_gaps_dropped": fit.zero_gaps_dropped,
         "exponent_theory": 2 / fit.alpha,
         "lambda_star": lam_star,
         "n": n_arr, "measured": [i < len(measured) for i in range(len(ns))],
@@ -235,6 +238,7 @@ def _figure(path, fit, r):
     ax = a1.twinx()
     ax.plot(kg, fit.ks_pvalue_grid, "s", ms=3, color="C2", alpha=0.6, label="KS p")
     ax.plot(kg, fit.trend_pvalue_grid, "^", ms=3, color="C3", alpha=0.6, label="trend p")
+    ax.plot(kg, fit.stability_pvalue_grid, "v", ms=3, color="C4", alpha=0.6, label="stability p")
     ax.axhline(fit.level, color="gray", lw=0.8, ls="--")
     ax.set_ylim(0, 1.02)
     ax.set_ylabel("p-value")
@@ -277,7 +281,8 @@ def _table(r):
     head = [
         f"keys {r['keys_file']}: N = {r['N']}, d = {r['d']}, {r['num_queries']} queries ({r['query_source']})",
         f"alpha = {r['alpha']:.4g} +- {r['alpha_se']:.2g}  (95% CI [{lo:.4g}, {hi:.4g}]; k = {r['k']} by "
-        f"'{r['k_rule']}', KS p = {r['ks_pvalue']:.2g}, trend p = {r['trend_pvalue']:.2g}"
+        f"'{r['k_rule']}', KS p = {r['ks_pvalue']:.2g}, trend p = {r['trend_pvalue']:.2g}, "
+        f"stability p = {r['stability_pvalue']:.2g}"
         f"{'' if r['gof_ok'] else ', POWER LAW REJECTED at the chosen k'})",
         f"C = {r['C']:.4g} +- {r['C_se']:.2g}   lambda*(alpha, C) = {r['lambda_star']:.4g}   "
         f"2/alpha = {r['exponent_theory']:.4g}   local scale u_max = {r['u_max']:.3g}",

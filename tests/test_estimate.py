@@ -1,0 +1,273 @@
+"""Local-exponent estimation (phasejax.estimate) and the extra key laws (phasejax.laws_extra), THEORY d.
+
+References are independent: exact power-law samples drawn with NumPy (u = 2 U^{2/alpha} on S^2), SciPy's
+chi^2 and KS, closed-form CDFs, and float64 reference gaps.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy import stats
+
+from phasejax import InputError
+from phasejax.estimate import (
+    critical_window,
+    estimate_tail,
+    fit_tail,
+    hill_interval,
+    ks_exponential_pvalue,
+    pairwise_gaps,
+    regime,
+    smallest_gaps,
+    trend_pvalue,
+    window_context_lengths,
+)
+from phasejax.geometry import PowerLawCap, UniformSphere, gaps_from_keys
+from phasejax.laws_extra import AngularGaussian, BetaCap, FarCap, LocalWarp, Mixture
+
+
+def _powerlaw_gaps(rng, alpha, shape):
+    """Exact PowerLawCap(3, alpha) gaps: P(u <= s) = (s/2)^{alpha/2}, C = 2^{-alpha/2}."""
+    return 2.0 * rng.uniform(size=shape) ** (2.0 / alpha)
+
+
+# --------------------------------------------------------------------------- the estimator
+
+
+@pytest.mark.parametrize("alpha", [1.0, 2.0, 4.0])
+def test_alpha_and_C_on_exact_powerlaw(alpha):
+    u = np.asarray(PowerLawCap(3, alpha).sample_gaps(jax.random.key(3), 5000), np.float64)
+    fit = fit_tail(u, k=500, grid_points=3)
+    lo, hi = fit.alpha_ci95
+    assert lo < alpha < hi  # a fixed sample: holds for this seed (coverage is checked below)
+    assert abs(fit.alpha - alpha) < 3 * fit.alpha_se
+    c_true = 2 ** (-alpha / 2)
+    assert abs(fit.C - c_true) < 3 * fit.C_se
+    assert fit.C_ci95[0] < c_true < fit.C_ci95[1]
+    assert fit.k == 500 and fit.n == 5000 and fit.num_queries == 1 and fit.rule == "fixed"
+    assert fit.alpha_se == pytest.approx(fit.alpha / math.sqrt(500))
+
+
+def test_exact_interval_is_chi2():
+    lo, hi = hill_interval(37.0, 50)
+    assert lo == pytest.approx(stats.chi2.ppf(0.025, 100) / 74.0)
+    assert hi == pytest.approx(stats.chi2.ppf(0.975, 100) / 74.0)
+
+
+def test_ci_coverage_over_replications():
+    """The exact chi^2 interval covers alpha in 95% of replications (3-sigma binomial band)."""
+    rng = np.random.default_rng(11)
+    reps, alpha = 300, 2.0
+    cover_a = cover_c = 0
+    for _ in range(reps):
+        fit = fit_tail(_powerlaw_gaps(rng, alpha, 400), k=80, grid_points=2)
+        cover_a += fit.alpha_ci95[0] < alpha < fit.alpha_ci95[1]
+        cover_c += fit.C_ci95[0] < 0.5 < fit.C_ci95[1]
+    band = 3 * math.sqrt(0.95 * 0.05 / reps)
+    assert abs(cover_a / reps - 0.95) < band
+    assert abs(cover_c / reps - 0.95) < band + 0.02  # C's interval is asymptotic (delta method)
+
+
+def test_pooled_queries_match_single_and_scale():
+    rng = np.random.default_rng(5)
+    u = _powerlaw_gaps(rng, 4.0, (8, 1000))
+    fit = fit_tail(u, k=100, grid_points=2)
+    assert fit.num_queries == 8
+    assert fit.alpha_se == pytest.approx(fit.alpha / math.sqrt(800))
+    assert abs(fit.alpha - 4) < 3 * fit.alpha_se and abs(fit.C - 0.25) < 3 * fit.C_se
+    # only the m smallest of n gaps per row: same fit when n is given
+    part = np.sort(u, axis=1)[:, :200]
+    fit2 = fit_tail(part, n=1000, k=100, grid_points=2)
+    assert fit2.alpha == pytest.approx(fit.alpha) and fit2.C == pytest.approx(fit.C)
+
+
+def test_k_rule_finds_the_local_exponent_not_the_global_one():
+    """Uniform S^2 with the cap u < 0.01 warped to alpha = 4 (about 100 of 20000 keys inside)."""
+    law = LocalWarp(UniformSphere(3), 0.01, 4.0)
+    u = np.asarray(law.sample_gaps(jax.random.key(0), 20000), np.float64)
+    fit = fit_tail(u)
+    assert fit.rule == "gof" and fit.gof_ok
+    assert fit.k <= 200
+    assert abs(fit.alpha - 4) < 3 * fit.alpha_se
+    big = fit_tail(u, k=5000)  # spans the kink: the estimates at smaller k disagree, alpha is the global 2
+    assert big.stability_pvalue < 0.01 and not big.gof_ok
+    assert big.alpha < 2.2
+    assert fit_tail(u, k="min_ks").rule == "min_ks"
+
+
+def test_k_rule_on_pure_power_law_takes_the_largest_k():
+    u = _powerlaw_gaps(np.random.default_rng(2), 2.0, 4000)
+    fit = fit_tail(u)
+    assert fit.k >= 1000 and fit.gof_ok
+    assert fit.k_grid.shape == fit.alpha_grid.shape == fit.ks_pvalue_grid.shape == fit.trend_pvalue_grid.shape
+
+
+def test_gof_rejects_a_non_power_law():
+    rng = np.random.default_rng(4)
+    u = np.exp(rng.normal(0.0, 0.5, size=3000))  # lognormal: log-ratios are not exponential
+    fit = fit_tail(u, k=1000, grid_points=2)
+    assert fit.ks_pvalue < 0.01 and not fit.gof_ok
+
+
+def test_gof_pvalues_are_calibrated_under_the_null():
+    rng = np.random.default_rng(8)
+    p_ks, p_tr = [], []
+    for _ in range(200):
+        u = np.sort(_powerlaw_gaps(rng, 3.0, 201))
+        logs = np.log(u[200] / u[:200])
+        p_ks.append(ks_exponential_pvalue(logs)[1])
+        p_tr.append(trend_pvalue(u, 200)[1])
+    for p in (np.asarray(p_ks), np.asarray(p_tr)):
+        assert abs(np.mean(p < 0.1) - 0.1) < 0.07
+        assert abs(np.mean(p < 0.5) - 0.5) < 0.12
+
+
+def test_fit_errors():
+    with pytest.raises(InputError):
+        fit_tail(np.array([0.1, -0.2, 0.3, 0.4]))
+    with pytest.raises(InputError):
+        fit_tail(np.array([0.1, np.nan, 0.3, 0.4]))
+    with pytest.raises(InputError):
+        fit_tail(np.ones((2, 3, 4)))
+    with pytest.raises(InputError):
+        fit_tail(np.linspace(0.1, 1, 50), k=50)
+    with pytest.raises(InputError):
+        fit_tail(np.linspace(0.1, 1, 50), k="largest")
+
+
+def test_zero_gaps_are_dropped():
+    u = np.concatenate([[0.0, 0.0], _powerlaw_gaps(np.random.default_rng(1), 2.0, 500)])
+    fit = fit_tail(u, k=100, grid_points=2)
+    assert fit.zero_gaps_dropped == 2 and fit.n == 500
+
+
+# --------------------------------------------------------------------------- gaps from vectors
+
+
+def test_gaps_from_vectors_keep_relative_precision():
+    theta = np.array([1e-4, 3e-4, 1e-3, 0.5])
+    keys = np.stack([np.sin(theta), np.zeros_like(theta), np.cos(theta)], axis=1).astype(np.float32)
+    q = np.array([0.0, 0.0, 1.0], np.float32)
+    ref = 2 * np.sin(theta / 2) ** 2  # 1 - cos(theta), exactly
+    u = smallest_gaps(q, keys)[0]
+    np.testing.assert_allclose(u, ref, rtol=1e-6)
+    uj = np.asarray(pairwise_gaps(jnp.asarray(q)[None], jnp.asarray(keys)))[0]
+    np.testing.assert_allclose(uj, ref, rtol=1e-5)
+    assert float(1.0 - np.float32(np.cos(np.float32(1e-4)))) == 0.0  # what 1 - dot would give in float32
+
+
+def test_smallest_gaps_chunks_and_errors():
+    rng = np.random.default_rng(0)
+    keys = rng.normal(size=(1000, 5))
+    qs = rng.normal(size=(3, 5))
+    full = smallest_gaps(qs, keys, chunk_elems=64)
+    kn = keys / np.linalg.norm(keys, axis=1, keepdims=True)
+    qn = qs / np.linalg.norm(qs, axis=1, keepdims=True)
+    np.testing.assert_allclose(full, np.sort(1 - qn @ kn.T, axis=1), atol=1e-12)
+    np.testing.assert_allclose(smallest_gaps(qs, keys, 10), full[:, :10])
+    with pytest.raises(InputError, match="dimension"):
+        smallest_gaps(np.ones(4), keys)
+    bad = keys.copy()
+    bad[7] = 0
+    with pytest.raises(InputError, match="zero vector"):
+        smallest_gaps(qs, bad)
+    bad[7] = np.nan
+    with pytest.raises(InputError):
+        smallest_gaps(qs, bad)
+
+
+def test_estimate_tail_holds_out_queries():
+    keys = np.asarray(UniformSphere(3).sample_keys(jax.random.key(2), jnp.array([0.0, 0.0, 1.0]), 4000))
+    fit, q, k = estimate_tail(keys, num_queries=8, k=400, grid_points=2)
+    assert q.shape == (8, 3) and k.shape == (3992, 3)
+    assert not np.any(np.all(np.isclose(k[:, None, :], q[None]), axis=-1))  # held out
+    assert abs(fit.alpha - 2) < 3 * fit.alpha_se
+    assert abs(fit.C - 0.5) < 3 * fit.C_se
+
+
+# --------------------------------------------------------------------------- predictions and regimes
+
+
+def test_beta_peak_prediction_and_se():
+    fit = fit_tail(_powerlaw_gaps(np.random.default_rng(9), 2.0, 4000), k=1000, grid_points=2)
+    bp, se = fit.beta_peak([100.0, 1e4])
+    lam = fit.lambda_star()
+    np.testing.assert_allclose(bp, lam * np.array([100.0, 1e4]) ** (2 / fit.alpha))
+    assert np.all(np.isfinite(se)) and np.all(se > 0) and np.all(se < 0.2 * bp)
+
+
+def test_regime_window_and_context_lengths():
+    lo, hi = critical_window(2.0, 0.5)
+    from phasejax.theory import lambda_star, poisson_expected_max_weight
+
+    with jax.enable_x64(True):
+        assert float(poisson_expected_max_weight(1.0, jnp.float64(0.5 / lo))) == pytest.approx(0.1, abs=1e-6)
+        assert float(poisson_expected_max_weight(1.0, jnp.float64(0.5 / hi))) == pytest.approx(0.9, abs=1e-6)
+    assert lo < lambda_star(3).lambda_star < hi
+    beta = 40.0
+    n_in, n_out = window_context_lengths(beta, 2.0, 0.5)
+    r = regime(beta, [n_in * 0.9, n_in * 1.1, n_out * 0.9, n_out * 1.1], 2.0, 0.5)
+    assert r.name == ("super", "critical", "critical", "sub")
+    np.testing.assert_allclose(r.lambda_ratio * r.lambda_star, beta / r.n)
+    with pytest.raises(InputError):
+        regime(-1.0, 10, 2.0, 0.5)
+    with pytest.raises(InputError):
+        critical_window(2.0, 0.5, (0.9, 0.1))
+
+
+# --------------------------------------------------------------------------- extra key laws
+
+
+def test_extra_laws_constants_and_gap_laws():
+    q = jnp.array([0.0, 0.0, 1.0])
+    mix = Mixture(UniformSphere(3), FarCap(3, 0.1), 0.25)
+    assert (mix.alpha, mix.C) == (2.0, 0.125)
+    assert Mixture(PowerLawCap(3, 1.0), PowerLawCap(3, 1.0), 0.3).C == pytest.approx(2**-0.5)
+    assert BetaCap(3, 2.0, 1.0).C == pytest.approx(PowerLawCap(3, 4.0).C)
+    assert AngularGaussian((1.0, 2.0, 3.0)).C == pytest.approx(0.5 * 27 / 6)
+    # exact gap samplers against the closed-form CDF; key samplers against the gap sampler
+    u = np.asarray(mix.sample_gaps(jax.random.key(0), 20000), np.float64)
+    assert stats.kstest(u, lambda x: np.asarray(mix.gap_cdf(jnp.asarray(x)))).pvalue > 1e-3
+    for law in (mix, AngularGaussian((0.5, 1.0, 2.0)), LocalWarp(mix, 0.1, 4.0), FarCap(3, 0.3)):
+        ug = np.asarray(law.sample_gaps(jax.random.key(1), 4000), np.float64)
+        keys = law.sample_keys(jax.random.key(2), q, 4000)
+        np.testing.assert_allclose(np.linalg.norm(np.asarray(keys), axis=1), 1.0, atol=1e-5)
+        uk = np.asarray(gaps_from_keys(q, keys), np.float64)
+        assert stats.ks_2samp(ug, uk).pvalue > 1e-3, type(law).__name__
+
+
+def test_local_warp_changes_only_the_cap():
+    base = UniformSphere(3)
+    warp = LocalWarp(base, 0.05, 1.0)
+    ub = np.asarray(base.sample_gaps(jax.random.key(4), 50000))
+    uw = np.asarray(warp.sample_gaps(jax.random.key(4), 50000))
+    outside = ub >= 0.05
+    np.testing.assert_array_equal(ub[outside], uw[outside])
+    assert np.all(uw[~outside] < 0.05)
+    fit = fit_tail(uw.astype(np.float64), k=300, grid_points=2)  # 1250 keys in the cap
+    assert abs(fit.alpha - 1.0) < 3 * fit.alpha_se
+    assert abs(fit.C - warp.C) < 3 * fit.C_se
+    assert warp.C == pytest.approx(0.5 * 0.05**0.5)
+
+
+@pytest.mark.slow
+def test_local_exponent_experiment_smoke(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "local_exponent.py"
+    spec = importlib.util.spec_from_file_location("local_exponent", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = mod.main(["--ns", "500", "2000", "8000", "--seeds", "32", "--m", "256", "--fit-n", "5000",
+                    "--out", str(tmp_path), "--quiet"])
+    assert os.path.exists(out["files"]["figure"]) and os.path.exists(out["files"]["json"])
+    for name, r in out["laws"].items():
+        assert abs(r["exponent_z"]) < 4, name
+    assert out["laws"]["mixture-warped"]["exponent"] < 0.75 < out["laws"]["mixture"]["exponent"]

@@ -96,10 +96,11 @@ class LawConstants(NamedTuple):
 def law_constants(law=None, *, d=None, alpha=None, C=None, keys=None, query=None, scores=None, k=None):
     """(alpha, C) of a key law, from exactly one of: a ``KeyLaw``; ``d`` (uniform S^{d-1});
     ``alpha`` (with ``C``, default the PowerLawCap value, on S^{d-1} if ``d`` is given too);
-    empirical ``keys`` with a ``query`` (Hill estimate of :class:`phasejax.geometry.Empirical`,
-    k smallest gaps); or a row of ``scores`` (logits; generalised-Pareto tail fit, see
-    :func:`fit_score_tail`; the gap is then the distance below the fitted upper endpoint, in
-    the scores' units, so beta multiplies those scores).
+    empirical ``keys`` with a ``query`` (``phasejax.estimate.estimate_tail`` when present, else
+    the Hill estimate of :class:`phasejax.geometry.Empirical`, k smallest gaps); or a row of
+    ``scores`` (logits; generalised-Pareto tail fit, see :func:`fit_score_tail`; the gap is
+    then the distance below the fitted upper endpoint, in the scores' units, so beta multiplies
+    those scores).
 
     >>> law_constants(d=3)
     LawConstants(alpha=2.0, C=0.5, alpha_se=0.0, source='UniformSphere(d=3)')
@@ -113,10 +114,18 @@ def law_constants(law=None, *, d=None, alpha=None, C=None, keys=None, query=None
         se = float(getattr(law, "alpha_se", 0.0)) if type(law).__name__ == "Empirical" else 0.0
         return LawConstants(float(law.alpha), float(law.C), se, _law_name(law))
     if keys is not None:
-        from .geometry import Empirical
-
         if query is None:
             raise InputError("law_constants: keys need a query (the gaps are measured from it)")
+        try:  # the fuller estimator (pooled Hill with goodness of fit), when it is installed
+            from .estimate import estimate_tail
+        except ImportError:
+            estimate_tail = None
+        if estimate_tail is not None:
+            fit = estimate_tail(keys, query)[0]
+            return LawConstants(float(fit.alpha), float(fit.C), float(fit.alpha_se),
+                                f"estimate_tail(Hill, k={fit.k})")
+        from .geometry import Empirical
+
         emp = Empirical(keys, query, k=k)
         return LawConstants(float(emp.alpha), float(emp.C), float(emp.alpha_se), f"Empirical(Hill, k={emp.k})")
     if scores is not None:

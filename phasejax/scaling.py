@@ -42,6 +42,7 @@ __all__ = [
     "truncation_bound",
     "ScalingResult",
     "scaling_scan",
+    "default_lambda_range",
 ]
 
 
@@ -239,6 +240,18 @@ def truncation_bound(gaps: Float[Array, "S m"], n: int, betas) -> Float[Array, "
 # --------------------------------------------------------------------------- the scan
 
 
+def default_lambda_range(law: KeyLaw) -> tuple[float, float]:
+    """lambda*/8 .. 8 lambda* with lambda* of the law's (alpha, C) in the Poisson limit (THEORY d);
+    (0.05, 5) when the theory is unavailable for the law."""
+    try:
+        from .theory import lambda_star
+
+        ls = lambda_star(alpha=law.alpha, C=law.C).lambda_star
+    except Exception:  # noqa: BLE001 - a law without (alpha, C): fall back to a wide fixed range
+        return (0.05, 5.0)
+    return (ls / 8.0, ls * 8.0)
+
+
 class ScalingResult(eqx.Module):
     """beta_peak(n) over n, the fit, and the collapse data. Host (NumPy) arrays throughout."""
 
@@ -280,7 +293,7 @@ def scaling_scan(
     sampler: str = "auto",
     m: int | None = None,
     observable: str = "max_weight",
-    lambda_range: tuple[float, float] = (0.05, 5.0),
+    lambda_range: tuple[float, float] | None = None,
     grid_points: int = 16,
     collapse_points: int = 40,
     tail_tol: float = 1e-7,
@@ -292,7 +305,10 @@ def scaling_scan(
     """beta_peak(n) for each n in ``ns`` with the delta-method se, and the weighted power-law fit.
 
     The bracketing grid for each n is lambda n^{2/alpha} with lambda log-spaced in
-    ``lambda_range``. The finite-size fit adds c n^{-2/alpha} (THEORY c: the relative
+    ``lambda_range`` (default: lambda*/8 .. 8 lambda* from the Poisson limit of the law's (alpha, C),
+    see :func:`default_lambda_range`); when the susceptibility peaks at an end of the grid, the grid
+    is extended by a factor 8 on that side (up to 3 times) and m re-chosen, so the peak is bracketed.
+    The finite-size fit adds c n^{-2/alpha} (THEORY c: the relative
     correction to beta_peak(n)/n^{2/alpha} is O(n^{-2/(d-1)}), O(1/n) for d = 3) and is
     reported beside the plain fit when there are at least 4 values of n.
 
@@ -304,6 +320,7 @@ def scaling_scan(
     if len(ns) < 2:
         raise InputError(f"ns needs at least 2 context lengths for a fit, got {len(ns)}")
     seeds = check_int("seeds", seeds, minimum=2)
+    lambda_range = default_lambda_range(law) if lambda_range is None else lambda_range
     lo, hi = (check_real("lambda_range[0]", lambda_range[0], positive=True),
               check_real("lambda_range[1]", lambda_range[1], positive=True))
     if not hi > lo:
@@ -311,20 +328,30 @@ def scaling_scan(
     check_int("grid_points", grid_points, minimum=3)
     alpha = law.alpha
     curve = gap_curve(observable)
-    lam_grid = np.geomspace(lo, hi, grid_points)
+    log_step = math.log(hi / lo) / (grid_points - 1)
     lam_collapse = np.geomspace(lo, hi, collapse_points)
     rows = []
     samplers = set()
     for i, n in enumerate(ns):
-        mm = choose_m(law, n, lo, tail_tol=tail_tol) if m is None else min(check_int("m", m, minimum=1), n)
         resolved = choose_sampler(law, n, sampler)
         samplers.add(resolved)
-        gaps = nearest_gap_samples(law, jax.random.fold_in(key, i), n, mm, seeds=seeds, sampler=resolved,
-                                   devices=devices, checkpoint=checkpoint, cell_seeds=cell_seeds,
-                                   prefix=f"n{i:03d}-seeds")
         scale = n ** (2 / alpha)
-        grid = jnp.log(jnp.asarray(lam_grid * scale, gaps.dtype))
-        peak: Peak = find_peak(curve, grid, gaps)
+        lo_n, hi_n = lo, hi
+        for _attempt in range(4):
+            lo_c = min(lo_n, lo)
+            mm = choose_m(law, n, lo_c, tail_tol=tail_tol) if m is None else min(check_int("m", m, minimum=1), n)
+            gaps = nearest_gap_samples(law, jax.random.fold_in(key, i), n, mm, seeds=seeds, sampler=resolved,
+                                       devices=devices, checkpoint=checkpoint, cell_seeds=cell_seeds,
+                                       prefix=f"n{i:03d}-m{mm}-seeds")
+            points = int(round(math.log(hi_n / lo_n) / log_step)) + 1
+            grid = jnp.log(jnp.asarray(np.geomspace(lo_n, hi_n, points) * scale, gaps.dtype))
+            peak: Peak = find_peak(curve, grid, gaps)
+            if not peak.on_edge:
+                break
+            if int(jnp.argmax(peak.chi_grid)) == 0:
+                lo_n /= 8.0
+            else:
+                hi_n *= 8.0
         per_seed = np.asarray(curve(jnp.log(jnp.asarray(lam_collapse * scale, gaps.dtype)), gaps), np.float64)
         rows.append({
             "n": n, "m": mm, "peak": peak,

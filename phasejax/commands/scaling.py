@@ -27,8 +27,10 @@ def add_arguments(p):
                    help="nearest gaps kept per context (default: chosen from the Poisson tail, see docs)")
     g.add_argument("--observable", default="max_weight",
                    help="observable whose susceptibility peaks (default max_weight)")
-    g.add_argument("--lambda-min", type=C.positive_real, default=0.05, help="bracket grid: smallest beta/n^(2/alpha)")
-    g.add_argument("--lambda-max", type=C.positive_real, default=5.0, help="bracket grid: largest beta/n^(2/alpha)")
+    g.add_argument("--lambda-min", type=C.positive_real, default=None,
+                   help="bracket grid: smallest beta/n^(2/alpha) (default lambda*/8; widened if the peak is at an end)")
+    g.add_argument("--lambda-max", type=C.positive_real, default=None,
+                   help="bracket grid: largest beta/n^(2/alpha) (default 8 lambda*)")
     g.add_argument("--grid-points", type=C.positive_int, default=16, help="bracket grid points (default 16)")
     C.add_output_arguments(p)
     from ..distributed import add_parallel_arguments
@@ -50,7 +52,9 @@ def run(args):
         raise InputError(f"--seeds must be >= 2 for a standard error, got {args.seeds}")
     if args.n_points < 2:
         raise InputError(f"--n-points must be >= 2 for a fit, got {args.n_points}")
-    if args.lambda_max <= args.lambda_min:
+    if (args.lambda_min is None) != (args.lambda_max is None):
+        raise InputError("--lambda-min and --lambda-max go together (give both, or neither for lambda*/8 .. 8 lambda*)")
+    if args.lambda_min is not None and args.lambda_max <= args.lambda_min:
         raise InputError(f"--lambda-max ({args.lambda_max:g}) must be larger than --lambda-min ({args.lambda_min:g})")
     out = C.setup(args, NAME)
     import jax
@@ -69,7 +73,8 @@ def run(args):
     store = CellStore(out, run_config(args, command=NAME, ns=ns, dtype=dtype), resume=args.resume)
     res = scaling_scan(
         law, ns, key=jax.random.key(args.seed), seeds=args.seeds, sampler=args.sampler, m=args.m,
-        observable=args.observable, lambda_range=(args.lambda_min, args.lambda_max), grid_points=args.grid_points,
+        observable=args.observable, grid_points=args.grid_points,
+        lambda_range=None if args.lambda_min is None else (args.lambda_min, args.lambda_max),
         progress=progress, devices=parallel["local_devices"], checkpoint=store,
         cell_seeds=args.cell_seeds or max(1, -(-args.seeds // 4)),
     )

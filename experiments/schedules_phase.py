@@ -137,8 +137,8 @@ def phase_figures(out: str, *, n_max: float = 1e7, measured=None) -> dict:
                       critical_lambda=win.lambda_star)
         n = np.geomspace(1e3, n_max, 120)
         curves = {s: _schedule_betas(s, n, params) for s in SCHEDULE_NAMES}
-        allb = np.concatenate([*curves.values(), win.lambda_star * n ** (2 / consts.alpha) * np.array([[win.lo],
-                                                                                                      [win.hi]])])
+        bp = win.lambda_star * n ** (2 / consts.alpha)
+        allb = np.concatenate([*curves.values(), bp * win.lo, bp * win.hi])
         pd = phase.phase_diagram(consts, n, np.geomspace(allb.min() / 4, allb.max() * 4, 120))
         leaves = {}
         for s in SCHEDULE_NAMES:
@@ -175,6 +175,7 @@ def main(argv=None):
     files = {"table": os.path.join(args.out, "predictor.txt"), "json": os.path.join(args.out, "predictor.json")}
     with io.atomic_write(files["table"], "w") as f:
         f.write(table + "\n")
+    io.save_json(files["json"], {"rows": rows, "files": files})  # before the figures: keep the numbers
     if not args.no_figures:
         files.update(phase_figures(args.out, measured=rows))
     io.save_json(files["json"], {"rows": rows, "files": files, "elapsed_s": time.perf_counter() - t0,

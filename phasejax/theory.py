@@ -38,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from jax.scipy.special import betainc, exp1, gammaincc
+from jax.scipy.special import betainc, exp1, gammaincc, gammaln
 
 from ._checks import InputError, check_int, check_real
 
@@ -132,26 +132,45 @@ _DEBYE = _debye_polynomials(_N_DEBYE)
 
 
 def _series_0f1(nu, y):
-    """S = 0F1(; nu+1; y) = sum_k y^k / (k! (nu+1)_k), Horner from the top (all terms > 0)."""
+    """(S, S - 1) with S = 0F1(; nu+1; y) = sum_k y^k / (k! (nu+1)_k), Horner from the top.
+
+    All terms are positive; S - 1 = y/(nu+1) (1 + ...) keeps its relative precision at small y."""
     one = jnp.ones_like(y)
 
     def body(i, acc):
-        k = _N_SERIES - i
+        k = (_N_SERIES - i).astype(y.dtype)
         return one + acc * y / (k * (nu + k))
 
-    return lax.fori_loop(0, _N_SERIES, body, one)
+    acc = lax.fori_loop(0, _N_SERIES - 1, body, one)  # terms k >= 2, factored
+    sm1 = acc * y / (nu + 1.0)
+    return 1.0 + sm1, sm1
+
+
+def _debye_matrix() -> np.ndarray:
+    """(K-1, D+1) matrix of the coefficients of P_1..P_{K-1} (ascending powers of p)."""
+    deg = max(len(c) for c in _DEBYE[1:])
+    m = np.zeros((len(_DEBYE) - 1, deg))
+    for k, c in enumerate(_DEBYE[1:]):
+        m[k, : len(c)] = c
+    return m
+
+
+_DEBYE_MAT = _debye_matrix()
 
 
 def _debye_logsum(mu, x):
     """log sum_k u_k(p) / mu^k = log sum_k P_k(p) / R^k with R = sqrt(mu^2 + x^2), p = mu/R."""
     R = jnp.sqrt(mu * mu + x * x)
     p = mu / R
-    inv = 1.0 / R
-    acc = jnp.zeros_like(x)
-    for coeffs in reversed(_DEBYE[1:]):
-        c = jnp.asarray(coeffs[::-1], dtype=x.dtype)
-        acc = (acc + jnp.polyval(c, p)) * inv
-    return jnp.log1p(acc), R
+    dt = x.dtype
+    kmax, deg = _DEBYE_MAT.shape
+    pw = [jnp.ones_like(p)]
+    for _ in range(deg - 1):  # powers by products: no 0^0 in the gradient at p = 0 (d = 2)
+        pw.append(pw[-1] * p)
+    pw = jnp.stack(pw, axis=-1)  # (..., D+1)
+    polys = pw @ jnp.asarray(_DEBYE_MAT.T, dtype=dt)  # (..., K-1): P_k(p)
+    inv = (1.0 / R)[..., None] ** jnp.arange(1, kmax + 1, dtype=dt)
+    return jnp.log1p(jnp.sum(polys * inv, axis=-1)), R
 
 
 def _debye_log_ive(mu, x):
@@ -175,29 +194,47 @@ def _debye_log_ratio(nu, x):
 def _bessel_parts(beta, d):
     """(use_series, series pieces, Debye pieces) with double-where safe arguments."""
     x = _float(beta)
-    nu = d / 2.0 - 1.0
+    nu = jnp.asarray(d, x.dtype) / 2.0 - 1.0  # traced: one compilation serves every d
     # float32 switches earlier: the series ratio of two sums ~e^x loses ~x ulps of 1 - A
     r_switch = _R_SWITCH if x.dtype == jnp.float64 else _R_SWITCH_F32
-    use_series = (x * x + nu * nu < r_switch**2) | (x < 4.0)
+    # the series also converges fast whenever y = x^2/4 < 4 (nu + 1): term ratio y/(k(nu+k)) < 4/k
+    use_series = (x * x + nu * nu < r_switch**2) | (x < 4.0) | (x * x < 16.0 * (nu + 1.0))
     xs = jnp.where(use_series, x, 0.0)
     xd = jnp.where(use_series, 2.0 * r_switch, x)
     return x, nu, use_series, xs, xd
 
 
-def _a_and_logs(beta, d):
-    """(A, log A, 1 - A, log M - beta) for the elementwise Bessel quantities."""
-    x, nu, use, xs, xd = _bessel_parts(beta, d)
+@jax.jit
+def _bessel_core(x, d):
+    """(A, 1 - A, log M - x, A/x) elementwise; x >= 0 floating, d static."""
+    x, nu, use, xs, xd = _bessel_parts(x, d)
     y = xs * xs / 4.0
-    s0 = _series_0f1(nu, y)
-    s1 = _series_0f1(nu + 1.0, y)
-    a_s = xs / (2.0 * (nu + 1.0)) * s1 / s0
-    lm_s = jnp.log(s0) - xs
+    s0, s0m1 = _series_0f1(nu, y)
+    s1, _ = _series_0f1(nu + 1.0, y)
+    a_over_x_s = s1 / (2.0 * (nu + 1.0) * s0)
+    a_s = xs * a_over_x_s
+    lm_s = jnp.log1p(s0m1) - xs
     loga_d = _debye_log_ratio(nu, xd)
-    lm_d = math.lgamma(nu + 1.0) + nu * (math.log(2.0) - jnp.log(xd)) + _debye_log_ive(nu, xd)
-    a = jnp.where(use, a_s, jnp.exp(loga_d))
+    lm_d = gammaln(nu + 1.0) + nu * (math.log(2.0) - jnp.log(xd)) + _debye_log_ive(nu, xd)
+    a_d = jnp.exp(loga_d)
+    a = jnp.where(use, a_s, a_d)
     one_minus = jnp.where(use, 1.0 - a_s, -jnp.expm1(loga_d))
     lm = jnp.where(use, lm_s, lm_d)
-    return a, one_minus, lm, x, use, xs, xd, nu
+    return a, one_minus, lm, jnp.where(use, a_over_x_s, a_d / xd)
+
+
+@jax.jit
+def _score_var_core(x, d):
+    return jax.jvp(lambda b: _bessel_core(b, d)[0], (x,), (jnp.ones_like(x),))[1]
+
+
+def _a_and_logs(beta, d):
+    """Validated (A, 1 - A, log M - beta, A/beta, beta) for the elementwise Bessel quantities."""
+    d = float(_check_d(d))
+    if not isinstance(beta, jax.core.Tracer) and np.any(np.asarray(beta) < 0):
+        raise InputError(f"beta must be >= 0 (beta multiplies <q,k>), got {beta!r}")
+    x = _float(beta)
+    return (*_bessel_core(x, jnp.asarray(d, x.dtype)), x)
 
 
 def mean_resultant(beta, d):
@@ -231,7 +268,7 @@ def log_moment(beta, d):
     >>> round(float(log_moment(2.0, 3)), 6) == round(math.log(math.sinh(2.0) / 2.0), 6)
     True
     """
-    _, _, lm, x, *_ = _a_and_logs(beta, d)
+    _, _, lm, _, x = _a_and_logs(beta, d)
     return lm + x
 
 
@@ -249,8 +286,8 @@ def score_variance(beta, d):
     >>> round(float(score_variance(1e4, 3)) * 1e8, 4)
     1.0
     """
-    beta = _float(beta)
-    return jax.jvp(lambda b: mean_resultant(b, d), (beta,), (jnp.ones_like(beta),))[1]
+    x = _a_and_logs(beta, d)[-1]
+    return _score_var_core(x, jnp.asarray(d, x.dtype))
 
 
 def mean_resultant_large_beta(beta, d):
@@ -274,10 +311,7 @@ def _log_R(beta, d):
 
 def _a_over_x(beta, d):
     """A_d(x)/x, finite at x = 0 (= 1/d)."""
-    a, _, _, x, use, xs, xd, nu = _a_and_logs(beta, d)
-    y = xs * xs / 4.0
-    s = _series_0f1(nu + 1.0, y) / (2.0 * (nu + 1.0) * _series_0f1(nu, y))
-    return jnp.where(use, s, a / xd)
+    return _a_and_logs(beta, d)[3]
 
 
 def subcritical_covariance(beta, d):
@@ -337,7 +371,7 @@ def entropy_limit(n, beta, d):
     True
     """
     b = _float(beta)
-    _, one_minus, lm, *_ = _a_and_logs(b, d)
+    _, one_minus, lm, _, b = _a_and_logs(b, d)
     return jnp.log(_as(n, b.dtype)) + lm + b * one_minus
 
 
@@ -499,11 +533,25 @@ def _outer(lwr, r, lws, s, f):
     return jnp.sum(wr * ws * f)
 
 
-def _ppp_log_rho(h, rho):
+@jax.jit
+def _ppp_all(h, log_rho):
+    """(E W_(1), 1 - E W_(1), E sum w^2, E H) in one pass (h and log rho may be traced)."""
+    lwr, r, lws, s, rhoJ, K, Q = _ppp_inner(h, log_rho, log_rho.dtype)
+    phi = jnp.exp(-rhoJ)
+    om = -jnp.expm1(-rhoJ)
+    return (
+        _outer(lwr, r, lws, s, phi),
+        _outer(lwr, r, lws, s, om),
+        _outer(lwr, r, lws, s, s * phi * (1.0 + Q)),
+        _outer(lwr, r, lws, s, om / s + phi * K),
+    )
+
+
+def _ppp_public(h, rho, which: int):
     h = _check_h(h)
     rho = _check_rho(rho)
-    dtype = rho.dtype if hasattr(rho, "dtype") and rho.dtype.kind == "f" else _dtype()
-    return h, jnp.log(_as(rho, dtype)), dtype
+    lr = jnp.log(_float(rho))
+    return _ppp_all(jnp.asarray(h, lr.dtype), lr)[which]
 
 
 def _ew1_logrho(h, log_rho, dtype):
@@ -526,8 +574,7 @@ def poisson_expected_max_weight(h, rho):
     >>> round(float(poisson_expected_max_weight(1.0, 0.5)), 6)
     0.729488
     """
-    h, log_rho, dtype = _ppp_log_rho(h, rho)
-    return _ew1_logrho(h, log_rho, dtype)
+    return _ppp_public(h, rho, 0)
 
 
 def poisson_one_minus_max_weight(h, rho):
@@ -538,8 +585,7 @@ def poisson_one_minus_max_weight(h, rho):
     >>> round(float(poisson_one_minus_max_weight(1.0, 0.5)), 6)
     0.270512
     """
-    h, log_rho, dtype = _ppp_log_rho(h, rho)
-    return _one_minus_ew1_logrho(h, log_rho, dtype)
+    return _ppp_public(h, rho, 1)
 
 
 def poisson_expected_sum_w2(h, rho):
@@ -553,9 +599,7 @@ def poisson_expected_sum_w2(h, rho):
     >>> round(float(poisson_expected_sum_w2(1.0, 0.5)), 6)
     0.635256
     """
-    h, log_rho, dtype = _ppp_log_rho(h, rho)
-    lwr, r, lws, s, rhoJ, _, Q = _ppp_inner(h, log_rho, dtype)
-    return _outer(lwr, r, lws, s, s * jnp.exp(-rhoJ) * (1.0 + Q))
+    return _ppp_public(h, rho, 2)
 
 
 def poisson_expected_entropy(h, rho):
@@ -569,10 +613,7 @@ def poisson_expected_entropy(h, rho):
     >>> round(float(poisson_expected_entropy(1.0, 0.5)), 6)
     0.668783
     """
-    h, log_rho, dtype = _ppp_log_rho(h, rho)
-    lwr, r, lws, s, rhoJ, K, _ = _ppp_inner(h, log_rho, dtype)
-    phi = jnp.exp(-rhoJ)
-    return _outer(lwr, r, lws, s, -jnp.expm1(-rhoJ) / s + phi * K)
+    return _ppp_public(h, rho, 3)
 
 
 _RULE_D3 = _exp_sinh(-40.0, math.log(80.0), 1 / 32)

@@ -142,6 +142,8 @@ def choose_m(law: KeyLaw, n: int, lambda_min: float, *, tail_tol: float = 1e-7, 
     """
     from scipy.special import gammaincc
 
+    if hasattr(law, "choose_m"):  # laws without a power-law tail (GaussianScores) carry their own rule
+        return law.choose_m(n, lambda_min, tail_tol=tail_tol, m_max=m_max)
     h = law.alpha / 2
     rho = law.C * lambda_min ** (-h)
     m = 16
@@ -197,14 +199,16 @@ def nearest_gap_samples(
         if sampler == "nearest":
             from .extreme import nearest_gaps
 
-            return run_seeds(lambda k: nearest_gaps(law, k, n, m), keys, devices=devices, checkpoint=checkpoint,
+            near = getattr(law, "nearest_gaps", None) or functools.partial(nearest_gaps, law)
+            return run_seeds(lambda k: near(k, n, m), keys, devices=devices, checkpoint=checkpoint,
                              cell_seeds=cell_seeds, prefix=prefix)
         return run_seeds(lambda k: _top_m_one(law, k, n, m), keys, devices=devices, batch=max(1, (1 << 25) // n),
                          checkpoint=checkpoint, cell_seeds=cell_seeds, prefix=prefix)
     if sampler == "nearest":
         from .extreme import nearest_gaps
 
-        return jax.vmap(lambda k: nearest_gaps(law, k, n, m))(keys)
+        near = getattr(law, "nearest_gaps", None) or functools.partial(nearest_gaps, law)
+        return jax.vmap(lambda k: near(k, n, m))(keys)
     batch = max(1, (1 << 25) // n)
     parts = [_top_m_exact(law, keys[i : i + batch], n, m) for i in range(0, seeds, batch)]
     return jnp.concatenate(parts, axis=0)
@@ -304,7 +308,8 @@ def scaling_scan(
 ) -> ScalingResult:
     """beta_peak(n) for each n in ``ns`` with the delta-method se, and the weighted power-law fit.
 
-    The bracketing grid for each n is lambda n^{2/alpha} with lambda log-spaced in
+    The bracketing grid for each n is lambda n^{2/alpha} (lambda ``law.critical_scale(n)`` for laws
+    that have one, e.g. :class:`phasejax.scores.GaussianScores`: beta_c) with lambda log-spaced in
     ``lambda_range`` (default: lambda*/8 .. 8 lambda* from the Poisson limit of the law's (alpha, C),
     see :func:`default_lambda_range`); when the susceptibility peaks at an end of the grid, the grid
     is extended by a factor 8 on that side (up to 3 times) and m re-chosen, so the peak is bracketed.
@@ -335,7 +340,8 @@ def scaling_scan(
     for i, n in enumerate(ns):
         resolved = choose_sampler(law, n, sampler)
         samplers.add(resolved)
-        scale = n ** (2 / alpha)
+        # laws without a power-law tail (GaussianScores: beta_c = sqrt(2 log n)/sigma) give their own scale
+        scale = law.critical_scale(n) if hasattr(law, "critical_scale") else n ** (2 / alpha)
         lo_n, hi_n = lo, hi
         for _attempt in range(4):
             lo_c = min(lo_n, lo)
@@ -365,7 +371,8 @@ def scaling_scan(
     beta = np.array([r["beta"] for r in rows])
     se = np.array([r["se"] for r in rows])
     fit = fit_power_law(n_arr, beta, se)
-    fit_fs = fit_power_law(n_arr, beta, se, finite_size_omega=2 / alpha) if len(ns) >= 4 else None
+    fit_fs = (fit_power_law(n_arr, beta, se, finite_size_omega=2 / alpha)
+              if len(ns) >= 4 and math.isfinite(alpha) else None)
     return ScalingResult(
         law_name=type(law).__name__, d=law.d, alpha=alpha, C=law.C, n=n_arr,
         m=np.array([r["m"] for r in rows]), seeds=seeds, sampler="+".join(sorted(samplers)),

@@ -128,8 +128,12 @@ def test_grad_identity_and_vmap(f64):
         np.testing.assert_allclose(gv, want, rtol=1e-11)
         vg = jax.grad(lambda x, d=d: jnp.sum(T.mean_resultant(x, d)))(betas)
         np.testing.assert_allclose(gv, vg, rtol=1e-14)
-    # second order, through the Debye branch (the series branch is covered by the identity above)
-    jax.test_util.check_grads(lambda x: T.mean_resultant(x, 4), (jnp.float64(70.0),), order=2, modes=["rev"])
+
+
+@pytest.mark.slow
+def test_check_grads_order2(f64):
+    for b in (7.0, 70.0):  # series and Debye branches
+        jax.test_util.check_grads(lambda x: T.mean_resultant(x, 4), (jnp.float64(b),), order=2, modes=["rev"])
 
 
 def test_large_beta_expansion_is_order_beta4(f64):
@@ -163,6 +167,7 @@ def test_subcritical_formulas(f64):
     assert float(s_par0) == pytest.approx(1 / d, rel=1e-12)  # Var(t) = 1/d at beta = 0
 
 
+@pytest.mark.slow
 def test_subcritical_covariance_monte_carlo():
     """sqrt(n)(y - A q): covariance along q and across it (d = 3, beta = 5, n = 500, 2000 contexts)."""
     d, beta, n, reps = 3, 5.0, 500, 2000
@@ -304,6 +309,7 @@ def test_monte_carlo_vs_quadrature(h, rho, f64):
         assert abs(mean - float(fn(h, jnp.float64(rho)))) < 4 * se, fn.__name__
 
 
+@pytest.mark.slow
 def test_sampler_tail_correction():
     """With few points the tail's conditional mean keeps E W_(1) unbiased to O(1e-3)."""
     w1, _, _ = _ppp_mc(jax.random.key(3), 1.0, 0.5, 8, 5000)

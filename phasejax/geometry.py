@@ -404,11 +404,14 @@ def load_npy(path, name: str = "file"):
         raise InputError(f"{name}: cannot read {path!r}: {e}") from None
 
 
-_LAW_NAMES = ("uniform", "powerlaw", "subsphere")
+_LAW_NAMES = ("uniform", "powerlaw", "subsphere", "gaussian")
 
 
-def law_from_name(name: str, *, d: int, alpha: float | None = None, m: int | None = None) -> KeyLaw:
-    """Build a key law from its CLI name: ``uniform``, ``powerlaw`` (needs alpha) or ``subsphere`` (needs m)."""
+def law_from_name(name: str, *, d: int, alpha: float | None = None, m: int | None = None,
+                  sigma: float | None = None) -> KeyLaw:
+    """Build a key law from its CLI name: ``uniform``, ``powerlaw`` (needs alpha), ``subsphere`` (needs m)
+    or ``gaussian`` (i.i.d. N(0, sigma^2) scores, :class:`phasejax.scores.GaussianScores`; sigma defaults
+    to 1/sqrt(d), the score spread of uniform keys on S^{d-1}; d is then ignored otherwise)."""
     if name == "uniform":
         return UniformSphere(d)
     if name == "powerlaw":
@@ -419,4 +422,11 @@ def law_from_name(name: str, *, d: int, alpha: float | None = None, m: int | Non
         if m is None:
             raise InputError("geometry 'subsphere' needs --subsphere-dim M (2 <= M <= d)")
         return Subsphere(d, m)
+    if name == "gaussian":
+        from .scores import GaussianScores
+
+        if sigma is None:
+            d = check_int("d", d, minimum=1)
+            sigma = 1.0 / math.sqrt(d)
+        return GaussianScores(sigma)
     raise InputError(f"geometry must be one of {', '.join(map(repr, _LAW_NAMES))}; got {name!r}")

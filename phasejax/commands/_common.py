@@ -69,18 +69,24 @@ def add_geometry_arguments(p: argparse.ArgumentParser, *, d_default: int = 3) ->
         "--geometry",
         default="uniform",
         help="key law: uniform (UniformSphere), powerlaw (PowerLawCap, needs --alpha), "
-        "subsphere (Subsphere, needs --subsphere-dim); default uniform",
+        "subsphere (Subsphere, needs --subsphere-dim), gaussian (i.i.d. N(0, sigma^2) scores, the random "
+        "energy model; --sigma); default uniform",
     )
     g.add_argument("--d", type=int, default=d_default, help=f"ambient dimension, keys on S^(d-1) (default {d_default})")
     g.add_argument("--alpha", type=positive_real, default=None, help="local exponent of PowerLawCap")
     g.add_argument("--subsphere-dim", type=int, default=None, metavar="M",
                    help="Subsphere: keys on a great S^(M-1) through the query, 2 <= M <= d (alpha = M-1)")
+    g.add_argument("--sigma", type=positive_real, default=None,
+                   help="gaussian: score standard deviation (default 1/sqrt(d), the spread of <q,k> on S^(d-1))")
 
 
 def geometry_from_args(args):
     from ..geometry import law_from_name
 
-    return law_from_name(args.geometry, d=args.d, alpha=args.alpha, m=args.subsphere_dim)
+    sigma = getattr(args, "sigma", None)
+    if sigma is not None and args.geometry != "gaussian":
+        raise InputError(f"--sigma {sigma:g} applies to --geometry gaussian only, got --geometry {args.geometry}")
+    return law_from_name(args.geometry, d=args.d, alpha=args.alpha, m=args.subsphere_dim, sigma=sigma)
 
 
 def setup(args, name: str) -> str:
@@ -174,6 +180,8 @@ def lambda_star_of(law):
     try:
         from ..theory import lambda_star
     except ImportError:
+        return None
+    if not math.isfinite(law.alpha):  # no power-law tail (GaussianScores): no Poisson-limit lambda*
         return None
     res = lambda_star(alpha=law.alpha, C=law.C)
     return float(res[0] if isinstance(res, tuple) else getattr(res, "lambda_star", res))

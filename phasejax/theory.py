@@ -408,7 +408,7 @@ def C(d=None, *, alpha=None):
     * ``C(d, alpha=a)``: PowerLawCap on S^{d-1} (u/2 ~ Beta(a/2, (d-1)/2)),
       C = 2^{-a/2} / ((a/2) B(a/2, (d-1)/2)); alpha = d-1 gives C_d.
 
-    >>> [round(C(d), 12) for d in (3, 5)], C(alpha=4.0)
+    >>> [round(C(d), 12) for d in (3, 5)], round(C(alpha=4.0), 12)
     ([0.5, 0.75], 0.25)
     """
     a, b = _beta_params(d, alpha)

@@ -259,7 +259,7 @@ def figure(path, by_d):
         if "retrieval" in res:
             r = res["retrieval"]
             ax.errorbar(r["n"], r["beta_final"], yerr=2 * r["beta_final_se"], fmt="^", color=col, ms=7,
-                        mfc="none", capsize=3, label=f"d={d}: learned, retrieval (end of training, still growing)")
+                        mfc="none", capsize=3, label=f"d={d}: learned, retrieval (end of training)")
             axl.errorbar(r["n"], r["lambda_final"], yerr=2 * r["beta_final_se"] / r["n"] ** (2 / (d - 1)),
                          fmt="^-", mfc="none", color=col, ms=6, label=f"d={d} retrieval")
             for tr in r["trajectories"]:
@@ -267,7 +267,7 @@ def figure(path, by_d):
     ax.set_xlabel("context length n (keys)")
     ax.set_ylabel("inverse temperature $\\beta$ (logit = $\\beta\\langle q,k\\rangle$)")
     ax.set_title("phase diagram: above the dashed line is supercritical")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
     axl.set_xscale("log")
     axl.set_yscale("log")
     axl.set_xlabel("context length n (keys)")

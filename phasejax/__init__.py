@@ -1,13 +1,25 @@
 """phasejax: a JAX testbed for the phase transition of softmax attention at long context.
 
 Conventions: beta multiplies the cosine <q,k> of unit vectors (logit = beta <q,k>); a score
-is represented by its gap u = 1 - <q,k> = |q-k|^2/2; entropy is in nats; ``key`` is a PRNG
-key and the attention keys are ``keys``. See README.md and THEORY.md.
+is represented by its gap u = 1 - <q,k> = |q-k|^2/2; the critical scale is
+beta = lambda n^{2/alpha} with alpha the local exponent of the gap law; entropy is in nats;
+``key`` is a PRNG key and the attention keys are ``keys``. See README.md and THEORY.md.
+
+Namespaces: :mod:`phasejax.geometry` (key laws), :mod:`phasejax.observables`,
+:mod:`phasejax.sweep`, :mod:`phasejax.transition`, :mod:`phasejax.scaling`,
+:mod:`phasejax.theory`, :mod:`phasejax.limits`, :mod:`phasejax.extreme`, :mod:`phasejax.heat`,
+:mod:`phasejax.estimate`, :mod:`phasejax.schedules`, :mod:`phasejax.phase`, :mod:`phasejax.scores`,
+:mod:`phasejax.learn`, :mod:`phasejax.distributed`, :mod:`phasejax.io`. The most used names are
+re-exported here.
 """
 
 from . import geometry as geometry
 from . import io as io
 from . import observables as observables
+from . import scaling as scaling
+from . import sweep as sweep
+from . import theory as theory
+from . import transition as transition
 from ._checks import InputError as InputError
 from .geometry import BetaGapLaw as BetaGapLaw
 from .geometry import Empirical as Empirical
@@ -17,13 +29,28 @@ from .geometry import Subsphere as Subsphere
 from .geometry import UniformSphere as UniformSphere
 from .geometry import gaps_from_keys as gaps_from_keys
 from .geometry import normalize as normalize
+from .heat import attention_step as attention_step
+from .heat import exact_gain as exact_gain
+from .heat import measure_gain as measure_gain
+from .heat import sample_zonal as sample_zonal
 from .observables import Observables as Observables
 from .observables import gap_observables as gap_observables
 from .observables import key_observables as key_observables
 from .observables import log_weights as log_weights
 from .observables import sampled_observables as sampled_observables
 from .observables import weights as weights
+from .scaling import fit_power_law as fit_power_law
+from .scaling import scaling_scan as scaling_scan
+from .schedules import schedule_beta as schedule_beta
 from .sweep import Ensemble as Ensemble
 from .sweep import ensemble as ensemble
+from .theory import exact_beta_peak as exact_beta_peak
+from .theory import exact_expected_max_weight as exact_expected_max_weight
+from .theory import lambda_star as lambda_star
+from .theory import mean_resultant as mean_resultant
+from .theory import poisson_expected_max_weight as poisson_expected_max_weight
+from .transition import find_peak as find_peak
+from .transition import seed_curve as seed_curve
+from .transition import susceptibility as susceptibility
 
 __version__ = "0.1.0"

@@ -225,7 +225,8 @@ def _figure(path, fit, r):
 
     from .. import io
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.3))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.3))
+    fig.subplots_adjust(wspace=0.4)
     kg = fit.k_grid
     a1.fill_between(kg, fit.alpha_grid - 2 * fit.alpha_se_grid, fit.alpha_grid + 2 * fit.alpha_se_grid,
                     color="C0", alpha=0.2, label="Hill alpha(k) +- 2 se")

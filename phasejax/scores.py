@@ -274,6 +274,9 @@ def _pd_ew1(m):
     return jnp.sum(jnp.exp(lw - s) / (1.0 + _phi_m(m, s)))
 
 
+_pd_ew1_jit = jax.jit(_pd_ew1)
+
+
 @jax.jit
 def _pd_ew1_and_chi(m):
     ew, dm = jax.jvp(_pd_ew1, (m,), (jnp.ones_like(m),))
@@ -292,7 +295,7 @@ def pd_expected_max_weight(m: float) -> float:
     """
     m = _check_m(m)
     with jax.enable_x64(True):
-        return float(_pd_ew1_and_chi(jnp.float64(m))[0])
+        return float(_pd_ew1_jit(jnp.float64(m)))
 
 
 def pd_chi(m: float) -> float:
@@ -394,7 +397,7 @@ def _brent_quantile(log_cdf, lo, hi):
         log_p = np.asarray(log_p, np.float64)
         out = np.empty_like(log_p)
         for i, lp in np.ndenumerate(log_p):
-            out[i] = brentq(lambda e, lp=lp: host_log_cdf(e, params) - lp, lo, hi, xtol=1e-300, rtol=4e-16,
+            out[i] = brentq(lambda e, lp=lp: host_log_cdf(e, params) - lp, lo, hi, xtol=1e-300, rtol=1e-15,
                             maxiter=400)
         return out
 
@@ -543,7 +546,9 @@ class _Prepared(NamedTuple):
 def _setup(n, law) -> _Prepared:
     n = check_real("n", n, minimum=1.0)
     sl, factor = score_law(law)
-    return _Prepared(n, sl._replace(params=()), sl.params, factor, _top_energies(sl, n))
+    # the static part (compilation key) drops params and name: the sphere at every d, PowerLawCap and
+    # Subsphere share one compilation
+    return _Prepared(n, sl._replace(params=(), name=""), sl.params, factor, _top_energies(sl, n))
 
 
 def _args(p: _Prepared, dtype):

@@ -1,4 +1,5 @@
-"""``phasejax theory``: closed forms and limit laws for a given d or alpha (THEORY.md b, c, d, f)."""
+"""``phasejax theory``: closed forms and limit laws for a given d or alpha (THEORY.md b, c, d, f), and with
+``--law gaussian`` / ``--law simplex`` the random energy model and almost-simplex tokens (THEORY h)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,13 @@ HELP = "closed forms and limit laws for given d or alpha: lambda*, kappa, C, A_d
 
 def add_arguments(p):
     g = p.add_argument_group("key law")
+    g.add_argument("--law", default="sphere",
+                   help="sphere (default: uniform keys or PowerLawCap, from --d/--alpha), gaussian (i.i.d. "
+                   "N(0, sigma^2) scores, the random energy model) or simplex (almost-simplex tokens, --rho)")
+    g.add_argument("--sigma", type=C.real, default=None,
+                   help="gaussian: score standard deviation > 0 (default 1/sqrt(d) when --d is given, else 1)")
+    g.add_argument("--rho", type=C.real, default=None,
+                   help="simplex: score of the n-1 non-matching keys, -1 <= rho < 1 (the match has score 1)")
     g.add_argument("--d", type=C.real, default=None,
                    help="keys uniform on S^(d-1), real d >= 2 (default 3; with --alpha: PowerLawCap on S^(d-1))")
     g.add_argument("--alpha", type=C.real, default=None,
@@ -46,6 +54,13 @@ def _law(args):
 
 
 def run(args):
+    C.check_choice("--law", args.law, _LAWS)
+    if args.sigma is not None and args.law != "gaussian":
+        raise InputError(f"--sigma applies to --law gaussian only, got --law {args.law}")
+    if args.rho is not None and args.law != "simplex":
+        raise InputError(f"--rho applies to --law simplex only, got --law {args.law}")
+    if args.law != "sphere":
+        return _run_scores(args)
     d, alpha, c_given = _law(args)
     lam = check_real("--lambda", args.lam, positive=True)
     beta = check_real("--beta", args.beta, nonnegative=True)
@@ -99,6 +114,106 @@ def run(args):
                                   {**C.jsonable(result), "provenance": io.provenance(config)})}
     result["files"] = files
     return result, _table(result)
+
+
+_LAWS = ("sphere", "gaussian", "simplex")
+
+
+def _run_scores(args):
+    """--law gaussian / simplex (THEORY h): the exact finite-n beta_peak at --n, and the law's closed forms."""
+    if args.alpha is not None or args.C is not None:
+        raise InputError(f"--alpha and --C describe sphere laws; they do not apply to --law {args.law}")
+    beta = check_real("--beta", args.beta, nonnegative=True)
+    n = args.n
+    if n < 2:
+        raise InputError(f"--n must be >= 2 (one key always has weight 1), got {n!r}")
+    from .. import scores as S
+
+    if args.law == "gaussian":
+        if args.sigma is None:
+            sigma = 1.0 if args.d is None else 1.0 / math.sqrt(check_real("--d", args.d, minimum=1.0))
+        else:
+            sigma = check_real("--sigma", args.sigma, positive=True)
+        law = S.GaussianScores(sigma)
+    else:
+        if args.rho is None:
+            raise InputError("--law simplex needs --rho (the score of the n-1 other keys, -1 <= rho < 1)")
+        law = S.AlmostSimplex(args.rho)
+    out = C.setup(args, NAME)
+    import jax
+
+    from .. import io
+
+    result = {"law": type(law).__name__, "n": n, "beta": beta}
+    if args.law == "gaussian":
+        from ..phase import predict_beta_peak
+
+        pk = S.finite_n_beta_peak(n, law)
+        beta_c = law.critical_scale(n)
+        m = beta_c / beta if beta > 0 else math.inf
+        result.update({
+            "sigma": sigma, "equivalent_d": law.equivalent_d, "beta_c": beta_c,
+            "beta_peak_exact": pk.beta_peak, "beta_peak_ratio": pk.beta_peak / beta_c,
+            "chi_max_exact": pk.chi_max, "E_max_weight_at_peak_exact": pk.E_max_weight,
+            "beta_peak_predictor": float(predict_beta_peak(n, law)),
+            "E_max_weight": float(S.finite_n_expected_max_weight(n, beta, law)),
+            "chi": float(S.finite_n_chi(n, beta, law)),
+            "pd_m": m, "pd_E_max_weight": S.pd_expected_max_weight(m) if m < 1 else None,
+            "pd_E_sum_w2": 1.0 - m if m < 1 else None,
+        })
+    else:
+        bp = law.beta_peak(n)
+        lo, hi = law.window(n, 0.25)
+        result.update({
+            "rho": law.rho, "gamma_c": law.gamma_c, "beta_c": law.critical_scale(n),
+            "beta_peak_exact": bp, "gamma_peak": bp / math.log(n), "chi_max_exact": float(law.chi(n, bp)),
+            "max_weight_at_gamma_c": float(law.max_weight(n, law.critical_scale(n))),
+            "window_gamma": [lo, hi], "window_width": law.gamma_c / math.log(n),
+            "E_max_weight": float(law.max_weight(n, beta)), "chi": float(law.chi(n, beta)),
+        })
+    result["dtype"] = "float64"  # the exact quantities are always computed in float64
+    result["x64"] = bool(jax.config.jax_enable_x64)
+    config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
+    result["files"] = {"json": io.save_json(os.path.join(out, "theory.json"),
+                                            {**C.jsonable(result), "provenance": io.provenance(config)})}
+    return result, _scores_table(result)
+
+
+def _scores_table(r):
+    def f(v):
+        return "n/a" if v is None else v
+
+    n = r["n"]
+    if r["law"] == "GaussianScores":
+        head = f"GaussianScores  sigma={r['sigma']:g}  (i.i.d. N(0, sigma^2) scores, weights softmax(beta s))"
+        rows = [
+            [f"beta_c (n={n:g})", r["beta_c"], "sqrt(2 log n)/sigma, REM freezing point"],
+            ["beta_peak exact", r["beta_peak_exact"], "argmax d E[W1]/d log beta at finite n"],
+            ["beta_peak / beta_c", r["beta_peak_ratio"], "-> 1 slowly (log corrections)"],
+            ["chi_max exact", r["chi_max_exact"], ""],
+            ["E[W1] at peak", r["E_max_weight_at_peak_exact"], ""],
+            ["predictor", r["beta_peak_predictor"], "tail hazard at the 1/n quantile (THEORY h)"],
+            [f"E[W1] (beta={r['beta']:g})", r["E_max_weight"], "exact, finite n"],
+            [f"chi (beta={r['beta']:g})", r["chi"], "d E[W1]/d log beta"],
+            ["m = beta_c/beta", r["pd_m"], "PD(m, 0) limit when m < 1"],
+            ["PD E[W1]", f(r["pd_E_max_weight"]), "int e^-s ds/(1 + phi_m(s))"],
+            ["PD E[sum w^2]", f(r["pd_E_sum_w2"]), "1 - m"],
+        ]
+    else:
+        head = f"AlmostSimplex  rho={r['rho']:g}  (one key at score 1, n-1 at rho; Chen et al.)"
+        lo, hi = r["window_gamma"]
+        rows = [
+            ["gamma_c", r["gamma_c"], "1/(1-rho); beta = gamma log n"],
+            [f"beta_c (n={n:g})", r["beta_c"], "gamma_c log n"],
+            ["w1 at gamma_c", r["max_weight_at_gamma_c"], "1/2 + 1/(4n-2)"],
+            ["beta_peak exact", r["beta_peak_exact"], "argmax d w1/d log beta"],
+            ["gamma_peak", r["gamma_peak"], "beta_peak / log n"],
+            ["window (w1 in [1/4, 3/4])", f"{lo:.6g} .. {hi:.6g}", "gamma, logistic"],
+            ["window width", r["window_width"], "gamma_c / log n"],
+            [f"w1 (beta={r['beta']:g})", r["E_max_weight"], "closed form"],
+        ]
+    return C.format_table(["quantity", "value", "meaning"], rows, title=head) + "\n" + "\n".join(
+        f"{k}: {v}" for k, v in r["files"].items())
 
 
 def _table(r):

@@ -30,6 +30,7 @@ bit-identical results.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 
@@ -311,8 +312,9 @@ def run_seeds(
     s = int(keys.shape[0])
     runner = SeedRunner(fn, devices=devices, batched=batched)
     cell = s if cell_seeds is None else check_int("cell_seeds", cell_seeds, minimum=1)
-    per_call = runner.padded(min(cell, s) if batch is None else min(
-        check_int("batch", batch, minimum=1) * runner.size, runner.padded(min(cell, s))))
+    cell_len = min(cell, s)
+    per_call = runner.padded(cell_len if batch is None else min(check_int("batch", batch, minimum=1) * runner.size,
+                                                                cell_len))
     bounds = [(a, min(a + cell, s)) for a in range(0, s, cell)]
     names = [f"{prefix}-{a:08d}-{b:08d}" for a, b in bounds]
     one = keys[:1]
@@ -321,7 +323,7 @@ def run_seeds(
     have = np.array([checkpoint is not None and checkpoint.has(nm) for nm in names], bool)
     have = _agree_all(have)
     parts = []
-    with deferred_signals() as stop:
+    with deferred_signals() if checkpoint is not None else contextlib.nullcontext() as stop:
         for (a, b), nm, done in zip(bounds, names, have, strict=True):
             if done:
                 leaves = checkpoint.load(nm)

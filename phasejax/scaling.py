@@ -67,6 +67,7 @@ class PowerLawFit(eqx.Module):
     c: float | None = None
     c_se: float | None = None
     omega: float | None = None
+    birge: float = 1.0
 
     @property
     def prefactor(self) -> float:
@@ -82,7 +83,9 @@ class PowerLawFit(eqx.Module):
         return (self.a - z * self.a_se, self.a + z * self.a_se), (self.b - z * self.b_se, self.b + z * self.b_se)
 
 
-def fit_power_law(n, y, y_se, *, finite_size_omega: float | None = None) -> PowerLawFit:
+def fit_power_law(
+    n, y, y_se, *, finite_size_omega: float | None = None, scale_by_chi2: bool = False
+) -> PowerLawFit:
     """Fit log y = a + b log n [+ c n^{-omega}] by weighted least squares.
 
     Args:
@@ -91,6 +94,8 @@ def fit_power_law(n, y, y_se, *, finite_size_omega: float | None = None) -> Powe
       y_se: their standard errors (N,), > 0; the weight of a point is (y/y_se)^2.
       finite_size_omega: if given, add the correction term c n^{-omega} (e.g. omega = 2/alpha,
         the order of the curvature correction of THEORY c), fitted linearly with a and b.
+      scale_by_chi2: multiply the standard errors by the Birge ratio max(1, sqrt(chi2/dof)), the
+        usual remedy when the scatter shows the stated errors to be too small (``birge`` records it).
 
     >>> import numpy as np
     >>> n = np.array([1e2, 1e3, 1e4]); fit = fit_power_law(n, 0.4 * n, 0.01 * 0.4 * n)
@@ -120,12 +125,15 @@ def fit_power_law(n, y, y_se, *, finite_size_omega: float | None = None) -> Powe
     coef = cov @ design.T @ (w * ly)
     resid = ly - design @ coef
     chi2 = float(np.sum(w * resid**2))
-    se = np.sqrt(np.diag(cov))
+    dof = int(n.size - k)
+    birge = max(1.0, math.sqrt(chi2 / dof)) if (scale_by_chi2 and dof > 0) else 1.0
+    se = np.sqrt(np.diag(cov)) * birge
+    cov = cov * birge**2
     return PowerLawFit(
         a=float(coef[0]), b=float(coef[1]), a_se=float(se[0]), b_se=float(se[1]), cov=cov, chi2=chi2,
         dof=int(n.size - k),
         c=None if k == 2 else float(coef[2]), c_se=None if k == 2 else float(se[2]),
-        omega=finite_size_omega,
+        omega=finite_size_omega, birge=birge,
     )
 
 

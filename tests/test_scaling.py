@@ -127,3 +127,20 @@ def test_scaling_full_exponent(d):
                        seeds=seeds)
     fit = res.fit if d <= 3 else res.fit_finite_size
     assert abs(fit.b - 2 / (d - 1)) < 2 * fit.b_se
+
+
+def test_birge_ratio_restores_the_scatter():
+    # stated errors half the true scatter: the raw se is 2x too small, the Birge-scaled se is right
+    # (E sqrt(chi2_7/7) = 0.96: allow 15% with 2000 replications)
+    rng = np.random.default_rng(1)
+    n = np.geomspace(1e2, 1e6, 9)
+    rel = 0.05
+    bs, raw, scaled = [], [], []
+    for _ in range(2000):
+        y = 0.4 * n * np.exp(2 * rel * rng.standard_normal(9))
+        bs.append(fit_power_law(n, y, rel * y).b)
+        raw.append(fit_power_law(n, y, rel * y).b_se)
+        scaled.append(fit_power_law(n, y, rel * y, scale_by_chi2=True).b_se)
+    sd = np.std(bs, ddof=1)
+    assert np.mean(raw) == pytest.approx(sd / 2, rel=0.06)
+    assert np.mean(scaled) == pytest.approx(sd, rel=0.15)

@@ -114,6 +114,7 @@ def run(args):
         "lambda_star_fixed_exponent_se": lam_fixed_se,
         "fit_chi2": fit.chi2,
         "fit_dof": fit.dof,
+        "fit_birge": fit.birge,
         "dtype": dtype,
         "parallel": parallel,
         "checkpoint": store.folder,
@@ -251,7 +252,8 @@ def _table(r):
     lines = [
         table,
         "",
-        f"fit log beta_peak = a + b log n ({len(r['n'])} points, chi2/dof = {r['fit_chi2']:.2f}/{r['fit_dof']}):",
+        f"fit log beta_peak = a + b log n ({len(r['n'])} points, chi2/dof = {r['fit_chi2']:.2f}/{r['fit_dof']};"
+        f" se x Birge ratio {r['fit_birge']:.2f}):",
         f"  exponent b = {r['exponent']:.4f} +- {r['exponent_se']:.4f}   theory 2/alpha = {r['exponent_theory']:.4f}"
         f"   (z = {r['exponent_z']:+.2f})",
         f"  lambda* = e^a = {r['lambda_star']:.4f} +- {r['lambda_star_se']:.4f}   theory "

@@ -258,13 +258,8 @@ def test_local_warp_changes_only_the_cap():
 
 @pytest.mark.slow
 def test_local_exponent_experiment_smoke(tmp_path):
-    import importlib.util
-    from pathlib import Path
+    from phasejax.experiments import local_exponent as mod
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "local_exponent.py"
-    spec = importlib.util.spec_from_file_location("local_exponent", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
     out = mod.main(["--ns", "500", "2000", "8000", "--seeds", "32", "--m", "256", "--fit-n", "5000",
                     "--out", str(tmp_path), "--quiet"])
     assert os.path.exists(out["files"]["figure"]) and os.path.exists(out["files"]["json"])

@@ -7,10 +7,8 @@ with a tolerance that follows from its standard error.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -354,11 +352,9 @@ def test_cli_heat_table_and_exit_2(tmp_path, capsys):
 
 
 def _load_experiment():
-    path = Path(__file__).resolve().parents[1] / "experiments" / "heat_step.py"
-    spec = importlib.util.spec_from_file_location("heat_step_experiment", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    from phasejax.experiments import heat_dynamics
+
+    return heat_dynamics
 
 
 def test_experiment_heat_step_smoke(tmp_path):

@@ -157,6 +157,7 @@ def main(argv=None) -> dict:
     axes[2].set_xlabel("context length n")
     axes[2].set_ylabel("beta_peak(format) / beta_peak(float64)")
     axes[2].axhline(1.0, color="k", lw=0.8, ls=":")
+    axes[2].set_yscale("log")
     axes[2].legend(fontsize=7)
     for ax in axes:
         ax.grid(alpha=0.3, which="both")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -283,3 +284,15 @@ def test_cli_errors_exit_2(tmp_path, capsys, args):
     code, _, err = _cli(capsys, *args, "--out", str(tmp_path))
     assert code == 2
     assert err.strip().count("\n") == 0 and "error" in err
+
+
+@pytest.mark.slow
+def test_crossover_experiment_quick(tmp_path):
+    from phasejax.experiments import EXPERIMENTS
+    from phasejax.experiments.crossover import main
+
+    assert "crossover" in EXPERIMENTS
+    res = main(["--quick", "--out", str(tmp_path)])
+    assert len(res["figures"]) == 3 and all(Path(f).exists() for f in res["figures"])
+    assert all(c["agrees"] is not False for c in res["claims"]), [c for c in res["claims"] if c["agrees"] is False]
+    assert {r["closer"] for r in res["sphere"]} == {"fixed-d", "REM"}

@@ -16,4 +16,5 @@ EXPERIMENTS = (
     "precision_floor",
     "schedules_phase",
     "learned_temperature",
+    "crossover",
 )

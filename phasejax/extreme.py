@@ -223,8 +223,8 @@ def gap_quantile(law: KeyLaw, log_p: Float[Array, "..."]) -> Float[Array, "..."]
 
     >>> import jax.numpy as jnp
     >>> from phasejax.geometry import UniformSphere
-    >>> float(gap_quantile(UniformSphere(3), jnp.log(1e-30)))  # u = 2p on S^2
-    2e-30
+    >>> round(float(gap_quantile(UniformSphere(3), jnp.log(1e-30))) / 1e-30, 5)  # u = 2p on S^2
+    2.0
     """
     a, b = _beta_law(law, "gap_quantile")
     log_p = jnp.asarray(log_p)
@@ -232,9 +232,10 @@ def gap_quantile(law: KeyLaw, log_p: Float[Array, "..."]) -> Float[Array, "..."]
         log_p = log_p.astype(jnp.result_type(float))
     if not isinstance(log_p, jax.core.Tracer) and np.any(np.asarray(log_p) > 0):
         raise InputError(f"log_p must be <= 0 (a log probability), got max {float(np.max(log_p))!r}")
-    return _gap_quantile(a, b, log_p)
+    return _gap_quantile(a=a, b=b, log_p=log_p)
 
 
+@functools.partial(jax.jit, static_argnames=("a", "b"))
 def _gap_quantile(a: float, b: float, log_p):
     t, _ = _quantile_log_x(a, b, log_p)
     return 2.0 * jnp.exp(t)

@@ -95,21 +95,34 @@ def ensemble(
     chunk: int = DEFAULT_CHUNK,
     batch: int | None = None,
     progress=None,
+    sampler: str = "auto",
+    m: int | None = None,
 ) -> Ensemble:
     """Observables for ``seeds`` independent contexts of n keys from ``law``.
 
+    ``sampler``: 'exact' (all n gaps, O(n)), 'nearest' (the m nearest exactly plus the bulk,
+    O(m) whatever n: :mod:`phasejax.extreme`; m defaults to min(256, n)) or 'auto'
+    (:func:`choose_sampler`: nearest above 2^20 keys when the law has a gap CDF).
     Seeds are processed ``batch`` at a time with ``jax.vmap`` (default: all at once when
-    seeds * B * chunk is small, else in groups), calling ``progress.update(k)`` after each.
+    the working set is small, else in groups), calling ``progress.update(k)`` after each.
     """
     seeds = check_int("seeds", seeds, minimum=1)
     check_betas(betas)
     betas = jnp.atleast_1d(jnp.asarray(betas, jnp.result_type(float)))
     keys = jax.random.split(key, seeds)
+    sampler = choose_sampler(law, n, sampler)
+    if sampler == "nearest":
+        from .extreme import DEFAULT_M, DEFAULT_NODES
+
+        m = min(DEFAULT_M, n) if m is None else check_int("m", m, minimum=1)
+        per_seed = m + 8 * DEFAULT_NODES  # (B, .) working set of one seed
+    else:
+        per_seed = min(chunk, n)
     if batch is None:
         budget = 2**26  # elements of the (seeds, B, chunk) working set per call
-        batch = max(1, min(seeds, budget // max(1, betas.shape[0] * min(chunk, n))))
+        batch = max(1, min(seeds, budget // max(1, betas.shape[0] * per_seed)))
     batch = check_int("batch", batch, minimum=1)
-    run = jax.vmap(lambda k: sampled_observables(law, k, n, betas, top_k=top_k, chunk=chunk))
+    run = jax.vmap(lambda k: observe(law, k, n, betas, sampler=sampler, top_k=top_k, chunk=chunk, m=m))
     parts = []
     for start in range(0, seeds, batch):
         parts.append(run(keys[start : start + batch]))

@@ -24,6 +24,13 @@ def add_arguments(p):
     g.add_argument("--seeds", type=C.positive_int, default=8, help="independent contexts (default 8)")
     g.add_argument("--top-k", type=C.positive_int, default=5, help="k of the top-k mass (default 5)")
     g.add_argument("--chunk", type=C.positive_int, default=32768, help="keys per streaming chunk (default 32768)")
+    g.add_argument(
+        "--sampler", choices=("auto", "exact", "nearest"), default="auto",
+        help="exact: all n gaps, O(n); nearest: the m nearest exactly plus the bulk by its conditional mean and "
+        "CLT fluctuation, O(m) for any n; auto (default): nearest above 2^20 keys",
+    )
+    g.add_argument("--nearest-m", type=C.positive_int, default=256,
+                   help="keys drawn exactly by the nearest sampler (default 256, capped at n)")
     C.add_output_arguments(p)
 
 
@@ -42,13 +49,17 @@ def run(args):
     out = C.setup(args, NAME)
     import jax
 
-    from ..sweep import ensemble
+    from ..sweep import choose_sampler, ensemble
 
     betas = beta_grid(n, law.alpha, args.beta_min, args.beta_max, args.beta_points)
-    progress = C.Progress(args.seeds, "sweep seeds", quiet=args.quiet or args.json)
+    sampler = choose_sampler(law, n, args.sampler)
+    m = min(args.nearest_m, n) if sampler == "nearest" else None
+    if m is not None and args.top_k > m:
+        raise InputError(f"--top-k ({args.top_k}) must be <= --nearest-m ({m}) with the nearest sampler")
+    progress = C.Progress(args.seeds, f"sweep seeds ({sampler} sampler)", quiet=args.quiet or args.json)
     ens = ensemble(
         law, jax.random.key(args.seed), n, betas, seeds=args.seeds, top_k=args.top_k, chunk=args.chunk,
-        progress=progress,
+        progress=progress, sampler=sampler, m=m,
     )
     summary = ens.summary()
     scale = n ** (2.0 / law.alpha)
@@ -60,15 +71,32 @@ def run(args):
         "n": n,
         "seeds": args.seeds,
         "seed": args.seed,
-        "sampler": "exact",
+        "sampler": sampler,
+        "nearest_m": m,
         "top_k": args.top_k,
         "dtype": "float64" if jax.config.jax_enable_x64 else "float32",
         "lambda": summary["beta"] / scale,
     }
     result.update(summary)
+    if sampler == "nearest":
+        result["truncation_bound"] = _truncation_bound(law, jax.random.key(args.seed), n, betas, args, m)
     files = _write(out, law, n, args, ens, summary, result)
     result["files"] = files
     return result, _table(result)
+
+
+def _truncation_bound(law, key, n, betas, args, m):
+    """Per beta, the largest over seeds of the nearest sampler's truncation bound (relative error
+    of Z; phasejax.extreme.Truncation.bound), for the same keys as the ensemble."""
+    import jax
+    import jax.numpy as jnp
+
+    from ..extreme import nearest_observables_with_bound
+
+    keys = jax.random.split(key, args.seeds)
+    b = jnp.asarray(betas, jnp.result_type(float))
+    _, tr = jax.vmap(lambda k: nearest_observables_with_bound(law, k, n, b, m=m, top_k=args.top_k))(keys)
+    return np.asarray(jnp.max(tr.bound, axis=0))
 
 
 def _write(out, law, n, args, ens, summary, result):
@@ -82,12 +110,15 @@ def _write(out, law, n, args, ens, summary, result):
     for name in OBSERVABLE_NAMES:
         data[name + "_mean"] = ("beta", summary[name])
         data[name + "_se"] = ("beta", summary[name + "_se"])
+    if "truncation_bound" in result:
+        data["truncation_bound"] = ("beta", result["truncation_bound"])
     ds = xr.Dataset(
         data,
         coords={"beta": summary["beta"], "seed": np.arange(args.seeds), "lambda": ("beta", result["lambda"])},
         attrs={
-            "geometry": result["geometry"], "d": law.d, "alpha": law.alpha, "C": law.C, "n": n,
-            "sampler": result["sampler"], "entropy_units": "nats",
+            "geometry": result["geometry"], "d": law.d, "alpha": law.alpha, "C": law.C, "n": float(n),  # netCDF3 attrs have no int64
+            "sampler": result["sampler"], "nearest_m": -1 if result["nearest_m"] is None else result["nearest_m"],
+            "entropy_units": "nats",
             "provenance": io.provenance({k: v for k, v in vars(args).items() if not k.startswith("_")}),
         },
     )
@@ -145,10 +176,14 @@ def _table(r):
             f"{r['entropy'][i]:.4f}+-{r['entropy_se'][i]:.4f}",
             r["effective_keys"][i], r["inv_sum_w2"][i], r["top_k_mass"][i], r["mean_gap"][i],
         ])
+    sampler = r["sampler"] + (f" (m={r['nearest_m']} nearest + bulk mean and CLT)" if r["nearest_m"] else "")
     head = (f"{r['geometry']}  d={r['d']}  alpha={r['alpha']:g}  C={r['C']:.5g}  n={r['n']:g}  "
-            f"seeds={r['seeds']}  sampler={r['sampler']}  dtype={r['dtype']}")
+            f"seeds={r['seeds']}  sampler={sampler}  dtype={r['dtype']}")
     table = C.format_table(
         ["beta", "lambda", "max_weight", "entropy", "eff_keys", "1/sum_w2", f"top{r['top_k']}", "<u>_w"],
         rows, title=head,
     )
+    if "truncation_bound" in r:
+        table += (f"\ntruncation: relative error of Z from the keys beyond the {r['nearest_m']} nearest "
+                  f"<= {float(np.max(r['truncation_bound'])):.3g} over the grid (phasejax.extreme.Truncation)")
     return table + "\n" + "\n".join(f"{k}: {v}" for k, v in r["files"].items())

@@ -97,6 +97,9 @@ def ensemble(
     progress=None,
     sampler: str = "auto",
     m: int | None = None,
+    devices: int | None = None,
+    checkpoint=None,
+    cell_seeds: int | None = None,
 ) -> Ensemble:
     """Observables for ``seeds`` independent contexts of n keys from ``law``.
 
@@ -105,6 +108,11 @@ def ensemble(
     (:func:`choose_sampler`: nearest above 2^20 keys when the law has a gap CDF).
     Seeds are processed ``batch`` at a time with ``jax.vmap`` (default: all at once when
     the working set is small, else in groups), calling ``progress.update(k)`` after each.
+
+    With ``devices`` (devices per process), a ``checkpoint`` (:class:`phasejax.checkpoint.CellStore`:
+    cells of ``cell_seeds`` seeds, finished ones reloaded) or in a multi-process run, the seeds
+    go through :func:`phasejax.distributed.run_seeds` (``batch`` seeds per device per call);
+    seed i still gets ``jax.random.split(key, seeds)[i]``, so the numbers are the same.
     """
     seeds = check_int("seeds", seeds, minimum=1)
     check_betas(betas)
@@ -122,7 +130,14 @@ def ensemble(
         budget = 2**26  # elements of the (seeds, B, chunk) working set per call
         batch = max(1, min(seeds, budget // max(1, betas.shape[0] * per_seed)))
     batch = check_int("batch", batch, minimum=1)
-    run = jax.vmap(lambda k: observe(law, k, n, betas, sampler=sampler, top_k=top_k, chunk=chunk, m=m))
+    one = lambda k: observe(law, k, n, betas, sampler=sampler, top_k=top_k, chunk=chunk, m=m)  # noqa: E731
+    if devices is not None or checkpoint is not None or jax.process_count() > 1:
+        from .distributed import run_seeds
+
+        per_seed = run_seeds(one, keys, devices=devices, batch=batch, checkpoint=checkpoint, cell_seeds=cell_seeds,
+                             progress=progress)
+        return Ensemble(per_seed=per_seed, seeds=seeds)
+    run = jax.vmap(one)
     parts = []
     for start in range(0, seeds, batch):
         parts.append(run(keys[start : start + batch]))

@@ -263,3 +263,26 @@ def test_scaling_cli_resumes_and_refuses_a_different_config(tmp_path, capsys):
     assert cli.main([*argv[:8], "16", *argv[9:]]) == 2  # --seeds 16 into the same --out
     err = capsys.readouterr().err.strip()
     assert "holds cells of a different run" in err and "seeds" in err and len(err.splitlines()) == 1
+
+
+def test_sweep_cli_resumes_identically_and_refuses_a_different_config(tmp_path, capsys):
+    from phasejax import cli
+    from phasejax.io import load_dataset
+
+    argv = ["sweep", "--n", "1000", "--seeds", "4", "--beta-points", "5", "--cell-seeds", "2", "--devices", "1",
+            "--quiet", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    first = load_dataset(str(tmp_path / "sweep.nc"))
+    assert sorted(os.listdir(tmp_path / "cells")) == ["manifest.json", "seeds-00000000-00000002.npz",
+                                                      "seeds-00000002-00000004.npz"]
+    assert first.attrs["run"]["parallel"]["devices"] == 1 and first.attrs["provenance"]["git_commit"] is not None
+    os.remove(tmp_path / "cells" / "seeds-00000002-00000004.npz")  # as if killed during the last cell
+    assert cli.main(argv) == 0
+    again = load_dataset(str(tmp_path / "sweep.nc"))
+    for name in ("max_weight", "entropy", "effective_keys"):
+        np.testing.assert_array_equal(again[name].values, first[name].values)
+    capsys.readouterr()
+    assert cli.main([*argv, "--top-k", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds cells of a different run" in err and "top_k" in err and len(err.splitlines()) == 1
+    assert cli.main([*argv, "--top-k", "3", "--no-resume"]) == 0

@@ -153,7 +153,7 @@ def _write(out, res, result, args):
             "exponent": result["exponent"], "exponent_se": result["exponent_se"],
             "lambda_star": result["lambda_star"], "lambda_star_se": result["lambda_star_se"],
             "provenance": io.provenance({k: v for k, v in vars(args).items() if not k.startswith("_")}),
-            "parallel": result["parallel"], "seed": args.seed, "dtype": result["dtype"],
+            "run": {"seed": args.seed, "dtype": result["dtype"], "parallel": result["parallel"]},
         },
     )
     files = {"results": io.save_dataset(os.path.join(out, "scaling.nc"), ds)}

@@ -32,6 +32,9 @@ def add_arguments(p):
     g.add_argument("--nearest-m", type=C.positive_int, default=256,
                    help="keys drawn exactly by the nearest sampler (default 256, capped at n)")
     C.add_output_arguments(p)
+    from ..distributed import add_parallel_arguments
+
+    add_parallel_arguments(p, resume=True)
 
 
 def beta_grid(n: int, alpha: float, beta_min, beta_max, points: int) -> np.ndarray:
@@ -44,6 +47,9 @@ def beta_grid(n: int, alpha: float, beta_min, beta_max, points: int) -> np.ndarr
 
 
 def run(args):
+    from .. import distributed
+
+    parallel = distributed.start_from_args(args)
     law = C.geometry_from_args(args)
     n = check_int("n", args.n, minimum=1)
     out = C.setup(args, NAME)
@@ -57,9 +63,15 @@ def run(args):
     if m is not None and args.top_k > m:
         raise InputError(f"--top-k ({args.top_k}) must be <= --nearest-m ({m}) with the nearest sampler")
     progress = C.Progress(args.seeds, f"sweep seeds ({sampler} sampler)", quiet=args.quiet or args.json)
+    from ..checkpoint import CellStore, run_config
+
+    dtype = "float64" if jax.config.jax_enable_x64 else "float32"
+    store = CellStore(out, run_config(args, command=NAME, betas=betas, sampler=sampler, nearest_m=m, dtype=dtype),
+                      resume=args.resume)
     ens = ensemble(
         law, jax.random.key(args.seed), n, betas, seeds=args.seeds, top_k=args.top_k, chunk=args.chunk,
-        progress=progress, sampler=sampler, m=m,
+        progress=progress, sampler=sampler, m=m, devices=parallel["local_devices"], checkpoint=store,
+        cell_seeds=args.cell_seeds or max(1, -(-args.seeds // 16)),
     )
     summary = ens.summary()
     scale = n ** (2.0 / law.alpha)
@@ -74,13 +86,15 @@ def run(args):
         "sampler": sampler,
         "nearest_m": m,
         "top_k": args.top_k,
-        "dtype": "float64" if jax.config.jax_enable_x64 else "float32",
+        "dtype": dtype,
         "lambda": summary["beta"] / scale,
+        "parallel": parallel,
+        "checkpoint": store.folder,
     }
     result.update(summary)
     if sampler == "nearest":
         result["truncation_bound"] = _truncation_bound(law, jax.random.key(args.seed), n, betas, args, m)
-    files = _write(out, law, n, args, ens, summary, result)
+    files = _write(out, law, n, args, ens, summary, result) if distributed.is_writer() else {}
     result["files"] = files
     return result, _table(result)
 
@@ -95,8 +109,11 @@ def _truncation_bound(law, key, n, betas, args, m):
 
     keys = jax.random.split(key, args.seeds)
     b = jnp.asarray(betas, jnp.result_type(float))
-    _, tr = jax.vmap(lambda k: nearest_observables_with_bound(law, k, n, b, m=m, top_k=args.top_k))(keys)
-    return np.asarray(jnp.max(tr.bound, axis=0))
+    from ..distributed import run_seeds
+
+    bound = run_seeds(lambda k: nearest_observables_with_bound(law, k, n, b, m=m, top_k=args.top_k)[1].bound, keys,
+                      devices=args.devices)
+    return np.asarray(jnp.max(bound, axis=0))
 
 
 def _write(out, law, n, args, ens, summary, result):
@@ -116,10 +133,12 @@ def _write(out, law, n, args, ens, summary, result):
         data,
         coords={"beta": summary["beta"], "seed": np.arange(args.seeds), "lambda": ("beta", result["lambda"])},
         attrs={
-            "geometry": result["geometry"], "d": law.d, "alpha": law.alpha, "C": law.C, "n": float(n),  # netCDF3 attrs have no int64
+            # netCDF3 attrs have no int64
+            "geometry": result["geometry"], "d": law.d, "alpha": law.alpha, "C": law.C, "n": float(n),
             "sampler": result["sampler"], "nearest_m": -1 if result["nearest_m"] is None else result["nearest_m"],
             "entropy_units": "nats",
             "provenance": io.provenance({k: v for k, v in vars(args).items() if not k.startswith("_")}),
+            "run": {"seed": args.seed, "dtype": result["dtype"], "parallel": result["parallel"]},
         },
     )
     files = {"results": io.save_dataset(os.path.join(out, "sweep.nc"), ds)}

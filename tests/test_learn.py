@@ -96,14 +96,14 @@ def test_gradient_in_log_beta_closed_form(x64):
 
     gaps = 0.5 * np.sum((k - q) ** 2, axis=1)
     check_grads(lambda lb: L._with_log_beta(lb).predict(jnp.asarray(gaps), jnp.asarray(v)),
-                (jnp.asarray(math.log(5.0)),), order=2, modes=["fwd", "rev"])
+                (jnp.asarray(math.log(5.0)),), order=1, modes=["rev"])
 
 
 def test_tasks_shapes_and_targets():
-    b = L.RegressionTask(3).sample(jax.random.key(0), 64, 5)
+    b = jax.jit(lambda k: L.RegressionTask(3).sample(k, 64, 5))(jax.random.key(0))
     assert b.gaps.shape == (5, 64) and b.values.shape == (64,) and b.targets.shape == (5,)
     assert np.all(np.asarray(b.targets) >= -0.5 - 1e-6) and np.all(np.asarray(b.targets) <= 1 + 1e-6)
-    r = L.RetrievalTask(5).sample(jax.random.key(1), 64, 5, n_active=10)
+    r = jax.jit(lambda k: L.RetrievalTask(5).sample(k, 64, 5, n_active=10))(jax.random.key(1))
     gaps, vals = np.asarray(r.gaps), np.asarray(r.values)
     assert np.all(np.isinf(gaps[:, 10:])) and np.all(np.isfinite(gaps[:, :10]))
     np.testing.assert_array_equal(np.asarray(r.targets), vals[np.argmin(gaps[:, :10], axis=1)])

@@ -766,6 +766,8 @@ def _newton_peak(all3, grid, sign: float, tol: float = 1e-13):
     x = float(grid[k])
     for _ in range(40):
         _, _, d2, d3 = (float(v) for v in all3(f64(x)))
+        if not (math.isfinite(d2) and math.isfinite(d3)):
+            raise FloatingPointError(f"non-finite derivative of the susceptibility at log x = {x!r}")
         if sign * d3 < 0:
             step = -d2 / d3
         else:  # not concave there: move uphill of sign * g' by a quarter bracket
@@ -839,7 +841,11 @@ def _beta_cdf(a: float, b: float, x):
         return -jnp.expm1(b * jnp.log1p(-x))
     if a == b == 2.0:
         return x * x * (3.0 - 2.0 * x)
-    return betainc(a, b, x)
+    # betainc's derivatives in x are NaN at x = 0 and 1 (where the callers clip): evaluate it strictly
+    # inside (0, 1) and put the endpoint values back (double where, so gradients stay finite)
+    inside = (x > 0.0) & (x < 1.0)
+    val = betainc(a, b, jnp.where(inside, x, 0.5))
+    return jnp.where(inside, val, jnp.where(x >= 1.0, 1.0, 0.0))
 
 
 def _ew1_finite(log_beta, n, a, b, u1, dtype):

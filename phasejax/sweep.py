@@ -32,7 +32,11 @@ def choose_sampler(law: KeyLaw, n: int, sampler: str = "auto") -> str:
 
     check_option("sampler", sampler, SAMPLERS)
     if sampler == "auto":
-        return "nearest" if (n > AUTO_NEAREST_ABOVE and law.has_gap_law) else "exact"
+        # the O(m) sampler with its bulk correction exists for the Beta gap laws (phasejax.extreme);
+        # other laws (Gaussian scores, empirical keys) are sampled exactly
+        from .geometry import BetaGapLaw
+
+        return "nearest" if (n > AUTO_NEAREST_ABOVE and isinstance(law, BetaGapLaw)) else "exact"
     if sampler == "nearest" and not law.has_gap_law:
         raise InputError(f"sampler 'nearest' needs a law with a known gap CDF, got {type(law).__name__}")
     return sampler

@@ -286,3 +286,30 @@ def test_sweep_cli_resumes_identically_and_refuses_a_different_config(tmp_path, 
     err = capsys.readouterr().err.strip()
     assert "holds cells of a different run" in err and "top_k" in err and len(err.splitlines()) == 1
     assert cli.main([*argv, "--top-k", "3", "--no-resume"]) == 0
+
+
+@pytest.mark.slow
+def test_sweep_cli_two_processes_equal_one_process(tmp_path):
+    """`phasejax sweep --coordinator --num-processes --process-id`: process 0 writes sweep.nc, equal to one process."""
+    from phasejax import cli
+    from phasejax.io import load_dataset
+
+    common = ["sweep", "--n", "1000", "--seeds", "5", "--beta-points", "5", "--cell-seeds", "3", "--quiet"]
+    coordinator = f"127.0.0.1:{_free_port()}"
+    procs = [subprocess.Popen([sys.executable, "-m", "phasejax.cli", *common, "--out", str(tmp_path / f"p{i}"),
+                               "--coordinator", coordinator, "--num-processes", "2", "--process-id", str(i)],
+                              env=_env(), cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    for p in procs:
+        rc, out, err = _finish(p)
+        assert rc == 0, err[-3000:]
+    assert cli.main([*common, "--out", str(tmp_path / "one")]) == 0
+    one = load_dataset(str(tmp_path / "one" / "sweep.nc"))
+    two = load_dataset(str(tmp_path / "p0" / "sweep.nc"))
+    assert two.attrs["run"]["parallel"]["processes"] == 2 and two.attrs["run"]["parallel"]["devices"] == 2
+    assert not (tmp_path / "p1" / "sweep.nc").exists()  # only process 0 writes results
+    assert sorted(os.listdir(tmp_path / "p1" / "cells")) == sorted(os.listdir(tmp_path / "p0" / "cells"))
+    for name in ("max_weight", "entropy", "effective_keys", "top_k_mass"):
+        np.testing.assert_allclose(two[name].values, one[name].values, rtol=RTOL, atol=0)
+        if EXACT:
+            np.testing.assert_array_equal(two[name].values, one[name].values)

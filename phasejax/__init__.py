@@ -13,14 +13,31 @@ Namespaces: :mod:`phasejax.geometry` (key laws), :mod:`phasejax.observables`,
 re-exported here.
 """
 
+from . import checkpoint as checkpoint
+from . import distributed as distributed
+from . import estimate as estimate
+from . import extreme as extreme
 from . import geometry as geometry
+from . import heat as heat
 from . import io as io
+from . import laws_extra as laws_extra
+from . import learn as learn
+from . import limits as limits
 from . import observables as observables
+from . import phase as phase
 from . import scaling as scaling
+from . import schedules as schedules
+from . import scores as scores
 from . import sweep as sweep
 from . import theory as theory
 from . import transition as transition
 from ._checks import InputError as InputError
+from .distributed import shard_over_seeds as shard_over_seeds
+from .estimate import diagnose_flax as diagnose_flax
+from .estimate import estimate_tail as estimate_tail
+from .estimate import fit_tail as fit_tail
+from .extreme import nearest_gaps as nearest_gaps
+from .extreme import nearest_observables as nearest_observables
 from .geometry import BetaGapLaw as BetaGapLaw
 from .geometry import Empirical as Empirical
 from .geometry import KeyLaw as KeyLaw
@@ -33,15 +50,25 @@ from .heat import attention_step as attention_step
 from .heat import exact_gain as exact_gain
 from .heat import measure_gain as measure_gain
 from .heat import sample_zonal as sample_zonal
+from .laws_extra import AngularGaussian as AngularGaussian
+from .laws_extra import Mixture as Mixture
+from .learn import AttentionHead as AttentionHead
+from .learn import train as train
 from .observables import Observables as Observables
 from .observables import gap_observables as gap_observables
 from .observables import key_observables as key_observables
 from .observables import log_weights as log_weights
 from .observables import sampled_observables as sampled_observables
 from .observables import weights as weights
+from .phase import phase_diagram as phase_diagram
+from .phase import predict_beta_peak as predict_beta_peak
 from .scaling import fit_power_law as fit_power_law
 from .scaling import scaling_scan as scaling_scan
 from .schedules import schedule_beta as schedule_beta
+from .scores import AlmostSimplex as AlmostSimplex
+from .scores import GaussianScores as GaussianScores
+from .scores import finite_n_beta_peak as finite_n_beta_peak
+from .scores import rem_beta_c as rem_beta_c
 from .sweep import Ensemble as Ensemble
 from .sweep import ensemble as ensemble
 from .theory import exact_beta_peak as exact_beta_peak

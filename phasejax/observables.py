@@ -105,7 +105,10 @@ def log_weights(gaps: Float[Array, " n"], beta) -> Float[Array, " n"]:
     >>> [round(float(x), 4) for x in w]
     [0.7311, 0.2689]
     """
-    logits = -jnp.asarray(beta) * gaps
+    # shift by the smallest gap first: -beta u itself can be huge (beta = 1e6, u = 1), and subtracting
+    # two large logits would lose the digits of the small difference (float32 spacing at 512 is 6e-5)
+    gaps = jnp.asarray(gaps)
+    logits = -jnp.asarray(beta, gaps.dtype) * (gaps - jnp.min(gaps))
     return logits - jax.nn.logsumexp(logits)
 
 

@@ -131,10 +131,10 @@ def test_identities_of_theory_e(x64):
 def test_check_grads_order_2(x64):
     from jax.test_util import check_grads
 
-    u = _fixed_gaps(200)
+    u = _fixed_gaps(48)
 
     def f(log_beta):
-        o = gap_observables(u, jnp.exp(log_beta)[None], chunk=64)
+        o = gap_observables(u, jnp.exp(log_beta)[None], chunk=48)
         return o.max_weight[0] + o.entropy[0] + o.top_k_mass[0]
 
     check_grads(f, (jnp.asarray(math.log(50.0)),), order=2, modes=("fwd", "rev"))
@@ -153,9 +153,10 @@ def test_vmap_of_grad_equals_grad_of_vmap(x64):
     assert float(jnp.sum(a)) == pytest.approx(float(b), rel=1e-12)
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=25, deadline=None)
 @given(
-    u=hnp.arrays(np.float64, st.integers(2, 40), elements=st.floats(0, 2)),
+    # three lengths only: every new shape is a new XLA compilation
+    u=hnp.arrays(np.float64, st.sampled_from([2, 9, 40]), elements=st.floats(0, 2)),
     beta=st.floats(0, 1e4),
     seed=st.integers(0, 2**31),
 )

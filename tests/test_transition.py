@@ -55,12 +55,12 @@ def test_entropy_susceptibility_is_minus_specific_heat(x64):
 
 def test_check_grads_order_2_of_the_scaling_curve(x64):
     curve = gap_curve("max_weight")
-    gaps = jnp.stack([jnp.sort(_gaps(64, s)) for s in range(3)])
+    gaps = jnp.stack([jnp.sort(_gaps(32, s)) for s in range(2)])
 
     def f(lb):
         return jnp.sum(curve(lb, gaps))
 
-    check_grads(f, (jnp.asarray([math.log(40.0), math.log(400.0)]),), order=2, modes=("fwd", "rev"))
+    check_grads(f, (jnp.asarray([math.log(40.0)]),), order=2, modes=("fwd", "rev"))
 
 
 def test_vmap_of_grad_equals_grad_of_vmap_for_the_curve(x64):

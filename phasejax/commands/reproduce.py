@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -57,7 +58,10 @@ def run(args):
             except ModuleNotFoundError as e:
                 rec = {"name": name, "error": f"not available: {e}", "claims": [], "figures": []}
             else:
-                res = mod.main(["--out", sub, *(["--quick"] if args.quick else [])])
+                os.makedirs(sub, exist_ok=True)
+                # an experiment's own tables go to its log, so --json prints one object on stdout
+                with open(os.path.join(sub, "log.txt"), "w") as log, contextlib.redirect_stdout(log):
+                    res = mod.main(["--out", sub, *(["--quick"] if args.quick else [])])
                 figs = []
                 for f in res.get("figures", []):
                     if f and os.path.exists(f):

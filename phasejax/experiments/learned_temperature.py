@@ -85,7 +85,7 @@ def _mse_figure(path, by_d, mc, out):
 def main(argv=None):
     args = _parser().parse_args(argv)
     if args.quick:
-        args.d, args.n_max, args.steps, args.runs, args.batch, args.mc_contexts = [3], 300, 120, 4, 8, 60
+        args.d, args.n_max, args.steps, args.runs, args.batch, args.mc_contexts = [3], 300, 240, 4, 8, 60
     import jax
 
     from phasejax import io

@@ -30,7 +30,9 @@ def main(argv=None) -> dict:
               tol=c["ks_noise"], note="agrees: distance below the 95% noise level"),
     ]
     for i, lam in enumerate(sup["lambda"]):
-        if lam >= 10:
+        # 1 - W1 comes from rare near-ties, seen in about seeds * rho contexts: claim only where that count is
+        # large enough for the mean and its se to mean something (>= 30)
+        if lam >= 10 and sup["seeds"] * sup["rho"][i] >= 30:
             claims.append(claim(f"supercritical 1-E[W1] at lambda={lam:g} (Poisson exact)", sup["poisson_exact"][i],
                                 sup["one_minus_E_max_weight"][i], sup["one_minus_E_max_weight_se"][i]))
     print(table)

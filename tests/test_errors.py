@@ -97,7 +97,8 @@ def test_non_unit_query():
 
 
 def test_unknown_option():
-    with pytest.raises(InputError, match="geometry must be one of 'uniform', 'powerlaw', 'subsphere', 'gaussian'; got 'cube'"):
+    with pytest.raises(InputError,
+                       match="geometry must be one of 'uniform', 'powerlaw', 'subsphere', 'gaussian'; got 'cube'"):
         law_from_name("cube", d=3)
     with pytest.raises(InputError, match="needs --alpha"):
         law_from_name("powerlaw", d=3)

@@ -116,7 +116,8 @@ def _exact_smallest(law, keys, n, m, dtype):
     def one(k):
         return -jax.lax.top_k(-law.sample_gaps(k, n, dtype=dtype), m)[0]
 
-    return np.asarray(jax.jit(jax.vmap(one))(keys), np.float64)
+    batch = max(1, (1 << 24) // n)  # seeds per step: bounds the (batch, n[, d]) working set
+    return np.asarray(jax.jit(lambda ks: jax.lax.map(one, ks, batch_size=batch))(keys), np.float64)
 
 
 def _check_gaps_against_exact(law, dt, n=10_000, m=16, seeds=300):
@@ -401,3 +402,30 @@ def test_beta_peak_matches_exact_finite_n(n, d, x64):
     exact = theory.exact_beta_peak(n, d).beta_peak
     assert abs(math.log(beta_peak / exact)) < 3.5 * se_log, (beta_peak, exact, se_log)
     assert se_log < 0.01
+
+
+# --------------------------------------------------------------------------- sweep
+
+
+def test_sweep_reports_the_sampler(tmp_path, capsys):
+    import json
+
+    from phasejax import cli
+    from phasejax.io import load_dataset
+
+    args = ["sweep", "--n", "1e12", "--seeds", "2", "--beta-points", "6", "--nearest-m", "32", "--json", "--quiet"]
+    assert cli.main([*args, "--sampler", "nearest", "--out", str(tmp_path / "a")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sampler"] == "nearest" and out["nearest_m"] == 32 and out["n"] == 10**12
+    assert len(out["truncation_bound"]) == 6 and max(out["truncation_bound"]) < 0.05
+    assert out["max_weight"][0] < 1e-3 and out["max_weight"][-1] > 0.99  # lambda = 1e-4 .. 1e2
+    ds = load_dataset(out["files"]["results"])
+    assert ds.attrs["sampler"] == "nearest" and ds.attrs["nearest_m"] == 32
+    assert "truncation_bound" in ds
+    # auto picks nearest above 2^20 keys; exact is refused for nothing but stays available
+    assert cli.main([*args, "--sampler", "auto", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads(capsys.readouterr().out)["sampler"] == "nearest"
+    assert cli.main(["sweep", "--n", "3000", "--seeds", "2", "--beta-points", "6", "--json", "--quiet",
+                     "--out", str(tmp_path / "c")]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["sampler"] == "exact" and out["nearest_m"] is None and "truncation_bound" not in out

@@ -246,7 +246,8 @@ def truncation_bound(gaps: Float[Array, "S m"], n: int, betas) -> Float[Array, "
         return jnp.zeros(jnp.shape(jnp.atleast_1d(betas)), gaps.dtype)
     spread = jnp.max(gaps, axis=1) - jnp.min(gaps, axis=1)  # (S,)
     b = jnp.atleast_1d(jnp.asarray(betas, gaps.dtype))
-    return jnp.max((n - m) * jnp.exp(-b[None, :] * spread[:, None]), axis=0)
+    # (n - m) as a float: n may be far beyond int32 (1e15 keys)
+    return jnp.max(float(n - m) * jnp.exp(-b[None, :] * spread[:, None]), axis=0)
 
 
 # --------------------------------------------------------------------------- the scan

@@ -144,3 +144,10 @@ def test_birge_ratio_restores_the_scatter():
     sd = np.std(bs, ddof=1)
     assert np.mean(raw) == pytest.approx(sd / 2, rel=0.06)
     assert np.mean(scaled) == pytest.approx(sd, rel=0.15)
+
+
+def test_truncation_bound_at_huge_n():
+    # regression: n - m was an int beyond int32 at n = 1e15
+    gaps = jnp.asarray([[1e-15, 2e-15, 5e-14]], jnp.float32)
+    b = truncation_bound(gaps, 10**15, jnp.asarray([1e15]))
+    assert np.isfinite(float(b[0])) and float(b[0]) == pytest.approx(1e15 * math.exp(-1e15 * 4.9e-14), rel=1e-3)

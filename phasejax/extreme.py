@@ -8,10 +8,12 @@ u/2 ~ Beta(a, b)), the m smallest of n i.i.d. gaps are drawn exactly in O(m):
     u_(i) = F^{-1}(U_(i)).
 
 Everything is carried in log space, log U_(i) = log S_i - log(S_m + G); G is drawn by an
-exact Marsaglia-Tsang rejection sampler written for huge shapes (its log, log G = log d +
-3 log1p(c x), keeps every digit of the O(1/sqrt(n)) fluctuation), and the inverse CDF
-works from log p, so U down to 1e-300 (float64) or e^-700 (float32, where U itself would
-underflow) keeps its full relative precision.
+exact Marsaglia-Tsang rejection sampler written for huge shapes (as log G = log d + w,
+w = 3 log1p(c x) computed without cancellation, so the accept test and the O(1/sqrt(n))
+fluctuation are right even when c x is below float epsilon), E_i by an inversion that is
+precise at both ends (small E_1 is the nearest key), and the inverse CDF works from log p,
+so U down to 1e-300 (float64) or e^-700 (float32, where U itself would underflow) keeps its
+full relative precision.
 
 The n - m keys not drawn (the *bulk*) are i.i.d. from F conditioned on u > u_(m). They enter
 the shifted sums Z, Z1, Z2, Q of :mod:`phasejax.observables` through their conditional mean

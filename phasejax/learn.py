@@ -841,23 +841,18 @@ def fit_power_law(n, y, y_se=None):
         raise InputError("fit_power_law needs 1-D n and y of equal length >= 2")
     if np.any(n <= 0) or np.any(y <= 0):
         raise InputError("fit_power_law needs positive n and y")
-    x, ly = np.log(n), np.log(y)
-    if y_se is None:
-        w = np.ones_like(x)
-    else:
-        s = np.asarray(y_se, dtype=np.float64) / y
-        w = 1.0 / np.maximum(s, 1e-12) ** 2
-    X = np.stack([np.ones_like(x), x], axis=1)
-    cov = np.linalg.inv(X.T @ (w[:, None] * X))
-    coef = cov @ (X.T @ (w * ly))
+    # one weighted-least-squares implementation for the package: phasejax.scaling.fit_power_law
+    from .scaling import fit_power_law as _wls
+
     dof = max(n.size - 2, 1)
-    resid = ly - X @ coef
-    chi2 = float(np.sum(w * resid**2) / dof) if n.size > 2 else 0.0
-    if y_se is None:
-        cov = cov * (float(np.sum(resid**2)) / dof if n.size > 2 else 0.0)
-    elif chi2 > 1:
-        cov = cov * chi2
-    return float(coef[1]), float(math.sqrt(cov[1, 1])), float(coef[0]), float(math.sqrt(cov[0, 0])), chi2
+    if y_se is None:  # ordinary least squares: unit weights in log y, variance from the residuals
+        f = _wls(n, y, y)
+        chi2 = f.chi2 / dof if n.size > 2 else 0.0
+        scale = math.sqrt(chi2)
+        return f.b, f.b_se * scale, f.a, f.a_se * scale, chi2
+    y_se = np.maximum(np.asarray(y_se, dtype=np.float64), 1e-12 * y)
+    f = _wls(n, y, y_se, scale_by_chi2=True)
+    return f.b, f.b_se, f.a, f.a_se, (f.chi2 / dof if n.size > 2 else 0.0)
 
 
 def critical_lambda(d: int) -> tuple[float | None, str]:

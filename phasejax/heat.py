@@ -11,12 +11,14 @@ pushed-forward density is rho - (1/beta) Laplacian_S rho: the zonal mode of degr
 G_l = 1 + l(l+d-2)/beta per step. This module has
 
 * :func:`attention_step`   the all-queries step, chunked over queries and keys (memory O(N x chunk));
+  :func:`attention_step_halves` the same step against all keys and against each half of them (one pass);
 * :func:`gegenbauer`, :func:`harmonic_dimension`, :func:`sample_zonal`, :func:`mode_amplitude`
   zonal modes rho = 1 + eps P_l(<x,e>) (P_l the Gegenbauer polynomial normalised to P_l(1) = 1),
   sampled exactly, and the projection estimator of their amplitude;
 * :func:`bessel_ratio`, :func:`funk_hecke_multiplier`, :func:`exact_map`, :func:`exact_gain`,
   :func:`first_order_gain`, :func:`heat_displacement`  the n = infinity theory;
-* :func:`measure_gain`, :func:`compare_displacement`  Monte Carlo measurements against it.
+* :func:`measure_gain`, :func:`gain_one_cloud`, :func:`compare_displacement`  Monte Carlo measurements
+  against it, with a half-sample (Richardson) extrapolation N -> infinity of the measured gain.
 
 Shapes: tokens ``Float[Array, "N d"]``; the axis ``e`` ``Float[Array, " d"]`` (default e_1); scores
 ``t = <x, e>`` are ``Float[Array, " N"]``. dtype: float32 by default, float64 when ``jax_enable_x64``
@@ -47,6 +49,7 @@ from ._checks import InputError, check_array, check_int, check_real
 
 __all__ = [
     "attention_step",
+    "attention_step_halves",
     "gegenbauer",
     "harmonic_dimension",
     "zonal_density_bound",
@@ -63,6 +66,8 @@ __all__ = [
     "heat_displacement",
     "zonal_map",
     "measure_gain",
+    "gain_one_cloud",
+    "richardson_weights",
     "GainMeasurement",
     "compare_displacement",
 ]
@@ -152,6 +157,122 @@ def _step(x, beta, *, renormalize, self_interaction, chunk_q, chunk_k):
     if renormalize:
         y = y / jnp.linalg.norm(y, axis=1, keepdims=True)
     return y
+
+
+def _halves_layout(n: int, chunk_k: int) -> tuple[int, int, int, int]:
+    """Key chunking for :func:`_step_halves`: an even number ``nk`` of chunks of ``ck`` keys; half A is the
+    even-numbered chunks, half B the odd ones (padding, < nk keys, sits at the end of the last, odd, chunk)."""
+    nk = 2 * max(1, -(-n // (2 * chunk_k)))
+    ck = -(-n // nk)
+    idx = np.arange(nk * ck)
+    valid = idx < n
+    n_a = int(np.sum(valid & ((idx // ck) % 2 == 0)))
+    return nk, ck, n_a, n - n_a
+
+
+@functools.partial(jax.jit, static_argnames=("renormalize", "self_interaction", "chunk_q", "chunk_k"))
+def _step_halves(x, beta, *, renormalize, self_interaction, chunk_q, chunk_k):
+    """The all-queries step against all keys and against each half of the keys, in one pass.
+
+    Every query attends to half A (even key chunks), to half B (odd key chunks) and to all keys; each
+    half keeps its own running-max log-sum-exp (so a half never underflows when the other holds the
+    nearest key) and the full softmax is their exact log-sum-exp merge. Returns (3, N, d): full, A, B.
+    Same cost as :func:`_step` up to a select per block: the exponentials are computed once.
+    """
+    n, d = x.shape
+    dt = x.dtype
+    x = x / jnp.linalg.norm(x, axis=1, keepdims=True)
+    beta = jnp.asarray(beta, dt)
+    nk, ck, _, _ = _halves_layout(n, chunk_k)
+    nq = -(-n // chunk_q)
+    pad_q, pad_k = nq * chunk_q - n, nk * ck - n
+    filler = jnp.zeros((1, d), dt).at[0, 0].set(1)
+    xq = jnp.concatenate([x, jnp.broadcast_to(filler, (pad_q, d))]) if pad_q else x
+    xk = jnp.concatenate([x, jnp.broadcast_to(filler, (pad_k, d))]) if pad_k else x
+    keys = xk.reshape(nk, ck, d)
+    kidx = jnp.arange(nk * ck).reshape(nk, ck)
+    kbias = jnp.where(kidx < n, 0.0, -jnp.inf).astype(dt)
+    half = jnp.arange(nk) % 2
+
+    def one_query_chunk(args):
+        qi, q = args
+        qidx = qi * chunk_q + jnp.arange(chunk_q)
+
+        def body(carry, blk):
+            m, s_sum, acc = carry  # (2, cq), (2, cq), (2, cq, d): one online log-sum-exp per half
+            k, kb, ki, h = blk
+            s = beta * (q @ k.T) + kb[None, :]
+            if not self_interaction:
+                s = jnp.where(qidx[:, None] == ki[None, :], -jnp.inf, s)
+            m_h = m[h]
+            m_new = jnp.maximum(m_h, s.max(axis=1))
+            m_safe = jnp.where(jnp.isfinite(m_new), m_new, 0.0)
+            scale = jnp.exp(m_h - m_safe)
+            p = jnp.exp(s - m_safe[:, None])
+            s_new = s_sum[h] * scale + p.sum(axis=1)
+            a_new = acc[h] * scale[:, None] + p @ k
+            return (m.at[h].set(m_new), s_sum.at[h].set(s_new), acc.at[h].set(a_new)), None
+
+        init = (jnp.full((2, chunk_q), -jnp.inf, dt), jnp.zeros((2, chunk_q), dt), jnp.zeros((2, chunk_q, d), dt))
+        (m, s_sum, acc), _ = jax.lax.scan(body, init, (keys, kbias, kidx, half))
+        top = jnp.max(m, axis=0)
+        top = jnp.where(jnp.isfinite(top), top, 0.0)
+        wgt = jnp.where(jnp.isfinite(m), jnp.exp(m - top[None]), 0.0)  # merge the halves exactly
+        full = (wgt[..., None] * acc).sum(0) / (wgt * s_sum).sum(0)[:, None]
+        return jnp.stack([full, acc[0] / s_sum[0][:, None], acc[1] / s_sum[1][:, None]])
+
+    y = jax.lax.map(one_query_chunk, (jnp.arange(nq), xq.reshape(nq, chunk_q, d)))  # (nq, 3, cq, d)
+    y = jnp.moveaxis(y, 1, 0).reshape(3, nq * chunk_q, d)[:, :n]
+    if renormalize:
+        y = y / jnp.linalg.norm(y, axis=2, keepdims=True)
+    return y
+
+
+def attention_step_halves(
+    x: Float[Array, "N d"],
+    beta,
+    *,
+    renormalize: bool = True,
+    self_interaction: bool = True,
+    chunk_q: int = 512,
+    chunk_k: int = 2048,
+) -> tuple[Float[Array, "N d"], Float[Array, "N d"], Float[Array, "N d"], tuple[int, int]]:
+    """The all-queries step with all keys, and with each of two disjoint halves of the keys.
+
+    Returns ``(y, y_a, y_b, (n_a, n_b))``: ``y`` is :func:`attention_step` (all N tokens are keys);
+    ``y_a`` (``y_b``) is the same step where every query attends only to the ``n_a`` (``n_b``) tokens of
+    half A (B). The halves are alternate key chunks, so they are disjoint, together all tokens, and of
+    sizes differing by less than the number of chunks; as the tokens are i.i.d. each half is an i.i.d.
+    sample of about N/2 keys. This is what a finite-N (Richardson) extrapolation needs: the finite-N
+    bias of a softmax average is O(1/N) in the number of keys (:func:`measure_gain`). One pass, the
+    cost of :func:`attention_step` plus a select per block. Needs N >= 2.
+
+    >>> import jax
+    >>> x = jax.random.normal(jax.random.key(0), (1000, 3))
+    >>> y, ya, yb, (na, nb) = attention_step_halves(x, 20.0)
+    >>> ya.shape, na + nb
+    ((1000, 3), 1000)
+    """
+    check_array("x", x, ndim=2)
+    n, d = np.shape(x)
+    if d < 2:
+        raise InputError(f"x must have at least 2 columns (tokens on S^(d-1), d >= 2), got shape {np.shape(x)}")
+    if n < 2:
+        raise InputError(f"x must have at least 2 tokens to split the keys into halves, got N = {n}")
+    if not isinstance(x, jax.core.Tracer) and np.any(np.linalg.norm(np.asarray(x), axis=1) == 0):
+        raise InputError("x has a zero row: tokens must be nonzero vectors (they are projected onto the sphere)")
+    check_real("beta", beta, nonnegative=True)
+    chunk_q = check_int("chunk_q", chunk_q, minimum=1)
+    chunk_k = check_int("chunk_k", chunk_k, minimum=1)
+    if not self_interaction and n < 4:
+        raise InputError(f"self_interaction=False with halves needs at least 4 tokens, got N = {n}")
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(_float())
+    _, _, n_a, n_b = _halves_layout(n, chunk_k)
+    y = _step_halves(x, beta, renormalize=bool(renormalize), self_interaction=bool(self_interaction),
+                     chunk_q=min(chunk_q, n), chunk_k=chunk_k)
+    return y[0], y[1], y[2], (n_a, n_b)
 
 
 def attention_step(
@@ -708,15 +829,23 @@ def exact_gain(d: int, l: int, eps, beta, *, linear: bool = False, n: int | None
 class GainMeasurement(NamedTuple):
     """Monte Carlo amplification of one zonal mode at one beta, over independent seeds.
 
-    ``G`` mean over seeds of the per-seed ratio estimator; ``G_se`` its standard error
-    (std over seeds / sqrt(seeds)); ``G_seeds`` the per-seed values; ``G_exact`` the n = infinity value
-    and ``G_exact_n`` the same with the O(1/N) finite-N correction (:func:`exact_gain` with ``n``).
+    ``G`` mean over seeds of the per-seed ratio estimator at N tokens; ``G_se`` its standard error
+    (std over seeds / sqrt(seeds)); ``G_seeds`` the per-seed values. ``G_extrapolated`` (``_se``,
+    ``_seeds``) the N -> infinity (Richardson) estimate from the same clouds, see :func:`measure_gain`.
+    ``G_exact`` the n = infinity value and ``G_exact_n`` the same with the O(1/N) finite-N correction
+    (:func:`exact_gain` with ``n``). ``bias`` = G - G_extrapolated, the measured finite-N bias, with
+    ``bias_se``; the theory for it is G_exact_n - G_exact.
     """
 
     beta: float
     G: float
     G_se: float
     G_seeds: np.ndarray
+    G_extrapolated: float
+    G_extrapolated_se: float
+    G_extrapolated_seeds: np.ndarray
+    bias: float
+    bias_se: float
     G_exact: float
     G_exact_n: float
     n: int
@@ -724,6 +853,47 @@ class GainMeasurement(NamedTuple):
     l: int
     eps: float
     self_interaction: bool
+
+
+def richardson_weights(n: int, n_a: int, n_b: int) -> tuple[float, float]:
+    """Weights (c_full, c_half) with c_full + c_half = 1 that cancel a bias b/n' in the number of keys.
+
+    G_inf = c_full G(all N keys) + c_half (G(half A) + G(half B))/2 removes any c/N bias exactly:
+    with h = (1/n_a + 1/n_b)/2, c_full = h/(h - 1/n), c_half = -(1/n)/(h - 1/n); = (2, -1) for equal halves.
+    Each key set is an i.i.d. sample, so this is the standard half-sample (jackknife-type) correction.
+
+    >>> richardson_weights(1000, 500, 500)
+    (2.0, -1.0)
+    """
+    h = (1 / n_a + 1 / n_b) / 2
+    return h / (h - 1 / n), -(1 / n) / (h - 1 / n)
+
+
+def gain_one_cloud(x: Float[Array, "N d"], beta, l: int, *, self_interaction: bool = True, chunk_q: int = 512,
+                   chunk_k: int = 2048) -> tuple[float, float]:
+    """(G, G_extrapolated) of mode l for one cloud ``x`` after one renormalised step at ``beta``.
+
+    G = hat_eps(y)/hat_eps(x) (:func:`mode_gain`), y the step with all N tokens as keys; G_extrapolated
+    = c_full G + c_half (G_A + G_B)/2 (:func:`richardson_weights`), G_A, G_B the same with the keys
+    restricted to either half (:func:`attention_step_halves`, one pass). The queries are all N tokens in
+    every case, so the cancellation of the cloud's sampling noise is kept; and as the key-density
+    fluctuations of the two halves average to those of the full cloud, their first-order effect cancels in
+    (G_A + G_B)/2 - G.
+
+    >>> import jax
+    >>> x = sample_zonal(jax.random.key(0), 4000, 3, 2, 0.5)
+    >>> g, g_inf = gain_one_cloud(x, 20.0, 2)
+    >>> abs(g - g_inf) < 0.01
+    True
+    """
+    l = _check_l(l)
+    n = np.shape(x)[0]
+    y, ya, yb, (n_a, n_b) = attention_step_halves(x, beta, self_interaction=self_interaction, chunk_q=chunk_q,
+                                                   chunk_k=chunk_k)
+    before = float(mode_amplitude(x, l))
+    g, ga, gb = (float(mode_amplitude(v, l)) / before for v in (y, ya, yb))
+    c_full, c_half = richardson_weights(n, n_a, n_b)
+    return g, c_full * g + c_half * (ga + gb) / 2
 
 
 def measure_gain(
@@ -737,7 +907,7 @@ def measure_gain(
     seeds: int = 4,
     self_interaction: bool = True,
     chunk_q: int = 512,
-    chunk_k: int = 4096,
+    chunk_k: int = 2048,
 ) -> GainMeasurement:
     """Measured G_l after one renormalised all-queries step, with a standard error over seeds.
 
@@ -749,30 +919,43 @@ def measure_gain(
     projections of the *same* tokens before and after the step cancels the sampling noise of the cloud
     (the step amplifies the cloud's empirical mode, whatever its size), leaving a per-seed spread ~1e-3
     of G - 1 at N = 2e5; the same ``key`` gives the same clouds at every beta (common random numbers).
-    Finite-N bias: relative O(R/N), R = M_d(2beta)/M_d(beta)^2 ~ beta^{(d-1)/2} (THEORY.md b); compare
-    with ``G_exact_n``. The subcritical regime needs beta << N^{2/(d-1)}.
+
+    Finite-N bias. A softmax average over n' i.i.d. keys is a ratio estimator, biased by O(R/n'),
+    R = M_d(2beta)/M_d(beta)^2 ~ beta^{(d-1)/2} (THEORY.md b): G_s estimates ``G_exact_n``
+    (:func:`exact_gain` with ``n``), not the n = infinity ``G_exact``. At N = 2e5 and beta = 200 the bias
+    (about 1e-4 for d = 4) is several standard errors. ``G_extrapolated`` removes it without using that
+    theory: the same step with the keys restricted to either half of the cloud (same queries, one pass)
+    has twice the bias, so the Richardson combination 2 G - (G_A + G_B)/2 (:func:`gain_one_cloud`) is an
+    estimate of the N = infinity gain with O(R^2/N^2) bias, at a standard error about 1.5 to 2 times that
+    of G. Its per-seed values give its standard error; ``bias`` = G - G_extrapolated (with ``bias_se``
+    from the per-seed differences) is a measurement of the finite-N bias, to compare with
+    G_exact_n - G_exact. The subcritical regime needs beta << N^{2/(d-1)}.
 
     >>> import jax
     >>> m = measure_gain(jax.random.key(0), 20.0, n=2000, seeds=2)
-    >>> abs(m.G - m.G_exact) < 0.05
+    >>> abs(m.G - m.G_exact) < 0.05 and abs(m.G_extrapolated - m.G_exact) < 0.05
     True
     """
-    n = check_int("n", n, minimum=2)
+    n = check_int("n", n, minimum=4)
     seeds = check_int("seeds", seeds, minimum=1)
     d, l = _check_d(d), _check_l(l)
     eps = _check_eps(eps, d, l)
     if eps == 0:
         raise InputError("eps must be nonzero to measure an amplification (G = hat_eps_after / hat_eps_before)")
     beta = check_real("beta", beta, positive=True)
-    gs = []
-    for s in range(seeds):
-        x = sample_zonal(jax.random.fold_in(key, s), n, d, l, eps)
-        y = attention_step(x, beta, self_interaction=self_interaction, chunk_q=chunk_q, chunk_k=chunk_k)
-        gs.append(float(mode_gain(x, y, l)))
-    gs = np.asarray(gs)
-    se = float(gs.std(ddof=1) / math.sqrt(seeds)) if seeds > 1 else math.nan
+    gs = np.asarray([
+        gain_one_cloud(sample_zonal(jax.random.fold_in(key, s), n, d, l, eps), beta, l,
+                       self_interaction=self_interaction, chunk_q=chunk_q, chunk_k=chunk_k)
+        for s in range(seeds)
+    ])
+
+    def mse(v):
+        return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(seeds)) if seeds > 1 else math.nan)
+
+    (g, se), (g_inf, se_inf), (bias, bias_se) = mse(gs[:, 0]), mse(gs[:, 1]), mse(gs[:, 0] - gs[:, 1])
     return GainMeasurement(
-        beta=beta, G=float(gs.mean()), G_se=se, G_seeds=gs,
+        beta=beta, G=g, G_se=se, G_seeds=gs[:, 0], G_extrapolated=g_inf, G_extrapolated_se=se_inf,
+        G_extrapolated_seeds=gs[:, 1], bias=bias, bias_se=bias_se,
         G_exact=float(exact_gain(d, l, eps, beta)),
         G_exact_n=float(exact_gain(d, l, eps, beta, n=n, self_interaction=self_interaction)),
         n=n, d=d, l=l, eps=eps, self_interaction=bool(self_interaction),

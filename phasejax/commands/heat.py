@@ -3,7 +3,10 @@
 Tokens are sampled exactly from rho = 1 + eps P_l(<x,e>) on S^(d-1); one all-queries attention step
 (identity values, renormalised) amplifies the zonal mode l by G. Over a beta grid the command prints
 the measured G (mean +- s.e. over seeds), the exact n = infinity value, the same with the O(1/N)
-finite-N correction, and the first-order law 1 + l(l+d-2)/beta; it writes ``heat.json`` and
+finite-N correction, and the first-order law 1 + l(l+d-2)/beta. From the same clouds it also
+extrapolates the measurement to N = infinity (the step against each half of the keys, one pass, and the
+half-sample Richardson combination, :func:`phasejax.heat.gain_one_cloud`), which removes the O(1/N) bias
+without using its theory, and reports the measured bias against that theory. It writes ``heat.json`` and
 ``heat.png`` into the output folder.
 """
 
@@ -79,20 +82,27 @@ def run(args):
     key = jax.random.key(args.seed)
     prog = _common.Progress(args.seeds * len(betas), "heat", quiet=args.quiet)
     g_seeds = np.zeros((args.seeds, len(betas)))
+    g_inf_seeds = np.zeros((args.seeds, len(betas)))
     for s in range(args.seeds):  # common random numbers: the same cloud at every beta
         x = heat.sample_zonal(jax.random.fold_in(key, s), n, d, l, eps)
-        before = float(heat.mode_amplitude(x, l))
         for j, b in enumerate(betas):
-            y = heat.attention_step(x, float(b), self_interaction=args.self_interaction)
-            g_seeds[s, j] = float(heat.mode_amplitude(y, l)) / before
+            g_seeds[s, j], g_inf_seeds[s, j] = heat.gain_one_cloud(x, float(b), l,
+                                                                   self_interaction=args.self_interaction)
             prog.update(1, f"seed {s} beta {b:.4g}")
-    g = g_seeds.mean(axis=0)
-    se = g_seeds.std(axis=0, ddof=1) / math.sqrt(args.seeds)
-    g_exact = np.asarray(heat.exact_gain(d, l, eps, betas), dtype=float)
-    g_exact_n = np.asarray(heat.exact_gain(d, l, eps, betas, n=n, self_interaction=args.self_interaction), float)
+
+    def mean_se(v):
+        return v.mean(axis=0), v.std(axis=0, ddof=1) / math.sqrt(args.seeds)
+
+    g, se = mean_se(g_seeds)
+    g_inf, se_inf = mean_se(g_inf_seeds)
+    bias, bias_se = mean_se(g_seeds - g_inf_seeds)
+    with _x64():
+        g_exact = np.asarray(heat.exact_gain(d, l, eps, betas), dtype=float)
+        g_exact_n = np.asarray(heat.exact_gain(d, l, eps, betas, n=n, self_interaction=args.self_interaction), float)
     g_first = 1 + l * (l + d - 2) / betas
     z = (g - g_exact) / se
     z_n = (g - g_exact_n) / se
+    z_inf = (g_inf - g_exact) / se_inf
 
     result = {
         "d": d,
@@ -106,39 +116,65 @@ def run(args):
         "G_measured": g,
         "G_measured_se": se,
         "G_measured_seeds": g_seeds,
+        "G_extrapolated": g_inf,
+        "G_extrapolated_se": se_inf,
+        "G_extrapolated_seeds": g_inf_seeds,
+        "finite_N_bias": bias,
+        "finite_N_bias_se": bias_se,
+        "finite_N_bias_theory": g_exact_n - g_exact,
         "G_exact": g_exact,
         "G_exact_finite_N": g_exact_n,
         "G_first_order": g_first,
         "z_exact": z,
         "z_exact_finite_N": z_n,
+        "z_extrapolated": z_inf,
         "scaled_gain": (g - 1) * betas,
+        "scaled_gain_extrapolated": (g_inf - 1) * betas,
         "scaled_gain_theory": l * (l + d - 2),
         "critical_beta": n ** (2 / (d - 1)),
         "definitions": {
             "G_measured": "mean over seeds of hat_eps(y)/hat_eps(x), hat_eps = N(d,l) mean P_l(<x,e>)",
             "G_measured_se": "std over seeds / sqrt(seeds)",
+            "G_extrapolated": "N -> infinity estimate from the same clouds: c_full G + c_half (G_A + G_B)/2, "
+                              "G_A, G_B with the keys restricted to either half; (c_full, c_half) = (2, -1) for "
+                              "equal halves (heat.richardson_weights); removes the O(1/N) bias",
+            "finite_N_bias": "G_measured - G_extrapolated (measured); theory: G_exact_finite_N - G_exact",
             "G_exact": "n = infinity: E_rho[P_l(<T(x)/|T(x)|,e>)] / E_rho[P_l(<x,e>)], exact Funk-Hecke map T",
             "G_exact_finite_N": "G_exact with the O(1/N) mean-map correction (ratio bias and self term)",
             "G_first_order": "1 + l(l+d-2)/beta",
+            "z_extrapolated": "(G_extrapolated - G_exact) / G_extrapolated_se",
         },
     }
     io.save_json(f"{out}/heat.json", {**result, "provenance": io.provenance(vars_config(args))})
     _figure(result, f"{out}/heat.png")
     result["out"] = out
+    result["files"] = {"json": f"{out}/heat.json", "figure": f"{out}/heat.png"}
 
     rows = [
-        [b, gm - 1, s_, ge - 1, gn - 1, gf - 1, zz, zn, (gm - 1) * b]
-        for b, gm, s_, ge, gn, gf, zz, zn in zip(betas, g, se, g_exact, g_exact_n, g_first, z, z_n, strict=True)
+        [b, gm - 1, s_, zz, zn, gi - 1, si, zi, ge - 1, bi, bt, (gi - 1) * b]
+        for b, gm, s_, zz, zn, gi, si, zi, ge, bi, bt in zip(betas, g, se, z, z_n, g_inf, se_inf, z_inf, g_exact,
+                                                             bias, g_exact_n - g_exact, strict=True)
     ]
     title = (
         f"heat step: d={d}, l={l}, eps={eps}, N={n}, seeds={args.seeds}, self term "
         f"{'included' if args.self_interaction else 'excluded'}; l(l+d-2) = {l * (l + d - 2)}, "
-        f"N^(2/(d-1)) = {n ** (2 / (d - 1)):.4g}"
+        f"N^(2/(d-1)) = {n ** (2 / (d - 1)):.4g}\n"
+        "G: measured at N; z, z_N: against the N = inf and the O(1/N)-corrected exact value; G_inf: the same "
+        "clouds extrapolated to N = inf (half-sample Richardson), z_inf against the N = inf exact value; "
+        "bias = G - G_inf against its theory"
     )
     table = _common.format_table(
-        ["beta", "G-1", "se", "exact-1", "exact_N-1", "first-1", "z", "z_N", "(G-1)beta"], rows, title=title
+        ["beta", "G-1", "se", "z", "z_N", "G_inf-1", "se_inf", "z_inf", "exact-1", "bias", "bias_th",
+         "(G_inf-1)beta"], rows, title=title
     )
     return result, table + f"\nresults: {out}/heat.json, {out}/heat.png"
+
+
+def _x64():
+    """float64 for the exact values (the differences compared are ~1e-5 of G)."""
+    import jax
+
+    return jax.enable_x64(True)
 
 
 def vars_config(args) -> dict:
@@ -161,6 +197,8 @@ def _figure(r, path):
     fig, ax = plt.subplots(1, 2, figsize=(10, 4))
     ax[0].errorbar(b, np.asarray(r["G_measured"]) - 1, yerr=r["G_measured_se"], fmt="o", color="k",
                    label=f"measured, N={r['N']} (mean ± s.e., {r['seeds']} seeds)")
+    ax[0].errorbar(b * 1.04, np.asarray(r["G_extrapolated"]) - 1, yerr=r["G_extrapolated_se"], fmt="s", mfc="none",
+                   color="C3", label="same clouds, extrapolated to N = ∞")
     ax[0].plot(bb, np.asarray(exact_gain(d, l, eps, bb)) - 1, "C0-", label="exact map, N = ∞")
     g_n = np.asarray(exact_gain(d, l, eps, bb, n=r["N"], self_interaction=r["self_interaction"]))
     ax[0].plot(bb, g_n - 1, "C2--", label="exact map + O(1/N) correction")
@@ -170,6 +208,8 @@ def _figure(r, path):
     ax[0].legend(fontsize=8)
     ax[1].errorbar(b, (np.asarray(r["G_measured"]) - 1) * b, yerr=np.asarray(r["G_measured_se"]) * b, fmt="o",
                    color="k", label="measured")
+    ax[1].errorbar(b * 1.04, (np.asarray(r["G_extrapolated"]) - 1) * b, yerr=np.asarray(r["G_extrapolated_se"]) * b,
+                   fmt="s", mfc="none", color="C3", label="extrapolated to N = ∞")
     ax[1].plot(bb, (np.asarray(exact_gain(d, l, eps, bb)) - 1) * bb, "C0-", label="exact map, N = ∞")
     ax[1].plot(bb, (g_n - 1) * bb, "C2--", label=f"exact map + O(1/N) correction, N={r['N']}")
     ax[1].axhline(l * (l + d - 2), color="C1", ls=":", label="l(l+d-2)")

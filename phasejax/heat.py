@@ -749,12 +749,11 @@ def _map_parts(d, l, eps, beta, t):
 
 
 def _log_m_scaled(d, beta):
-    """log(M_d(beta) e^{-beta}) = log Gamma(d/2) + nu log(2/beta) + log ive(nu, beta) (THEORY.md b), host float64."""
-    from scipy.special import gammaln, ive
+    """log(M_d(beta) e^{-beta}) (THEORY.md b), host float64, from :mod:`phasejax.theory`."""
+    from .theory import _log_moment_minus_beta
 
-    nu = d / 2 - 1
-    beta = np.asarray(beta, dtype=np.float64)
-    return gammaln(d / 2) + nu * np.log(2 / beta) + np.log(ive(nu, beta))
+    with jax.enable_x64(True):
+        return np.asarray(_log_moment_minus_beta(np.asarray(beta, dtype=np.float64), d), dtype=np.float64)
 
 
 def exact_gain(d: int, l: int, eps, beta, *, linear: bool = False, n: int | None = None,

@@ -540,9 +540,8 @@ def train(
 
 
 # =========================================================================== theory (host, float64)
-# TODO dedupe with theory: a_l(beta) and R(beta) below duplicate heat.funk_hecke_multiplier and the
-# private theory._log_R; they are recomputed here with scipy on the host (float64, not jitted) so the
-# theory curves do not depend on modules still in flux.
+# a_l(beta) is heat.funk_hecke_multiplier and R(beta) is theory's M_d(2beta)/M_d(beta)^2, both evaluated
+# here in float64 on the host whatever the global dtype (the theory curves are compared at 1e-6).
 
 
 def _nu(d):
@@ -550,22 +549,19 @@ def _nu(d):
 
 
 def _a_l(beta, d, l):
-    """a_l(beta) = I_{l+d/2-1}(beta)/I_{d/2-1}(beta) (THEORY g), exponentially scaled Bessels."""
-    from scipy.special import ive
+    """a_l(beta) = I_{l+d/2-1}(beta)/I_{d/2-1}(beta) (THEORY g): :func:`phasejax.heat.funk_hecke_multiplier`."""
+    from .heat import funk_hecke_multiplier
 
-    beta = np.asarray(beta, dtype=np.float64)
-    return ive(_nu(d) + l, beta) / ive(_nu(d), beta)
+    with jax.enable_x64(True):
+        return np.asarray(funk_hecke_multiplier(d, l, np.asarray(beta, dtype=np.float64)), dtype=np.float64)
 
 
 def _log_R(beta, d):
-    """log R(beta) = log M_d(2beta) - 2 log M_d(beta), M_d = Gamma(d/2)(2/beta)^nu I_nu(beta) (THEORY b),
-    with the e^{2beta} cancelled analytically."""
-    from scipy.special import ive
+    """log R(beta) = log M_d(2beta) - 2 log M_d(beta) (THEORY b), from :mod:`phasejax.theory` in float64."""
+    from .theory import _log_R as log_r
 
-    nu = _nu(d)
-    beta = np.asarray(beta, dtype=np.float64)
-    return (-math.lgamma(d / 2.0) + nu * np.log(beta) - 2.0 * nu * math.log(2.0)
-            + np.log(ive(nu, 2.0 * beta)) - 2.0 * np.log(ive(nu, beta)))
+    with jax.enable_x64(True):
+        return np.asarray(log_r(np.asarray(beta, dtype=np.float64), d), dtype=np.float64)
 
 
 def _check_theory_args(beta, n, d, sigma):

@@ -90,7 +90,7 @@ __all__ = [
     "ks_exponential_pvalue",
     "trend_pvalue",
     "stability_pvalues",
-    "critical_window",
+    "max_weight_window",
     "regime",
     "window_context_lengths",
     "Regime",
@@ -613,13 +613,15 @@ def _lambda_at_ew(h: float, C: float, target: float) -> float:  # noqa: N803
     return float((C / math.exp(lr)) ** (1 / h))
 
 
-def critical_window(alpha: float, C: float, window: Sequence[float] = DEFAULT_WINDOW) -> tuple[float, float]:  # noqa: N803
+def max_weight_window(alpha: float, C: float, window: Sequence[float] = DEFAULT_WINDOW) -> tuple[float, float]:  # noqa: N803
     """(lambda_lo, lambda_hi) with Poisson-limit E[max weight] = window[0], window[1] (THEORY c, d).
 
     rho = C lambda^{-h}; E_W(rho) from :func:`phasejax.theory.poisson_expected_max_weight`, solved by Brent
-    in log rho. The critical window is lambda_lo <= beta / n^{2/alpha} <= lambda_hi.
+    in log rho. :func:`regime` calls lambda_lo <= beta / n^{2/alpha} <= lambda_hi "critical". This is a band
+    of E[max weight] (default 0.1 to 0.9), for classifying a (beta, n); the package's *critical window*,
+    defined by the susceptibility (chi >= chi_max/2), is :func:`phasejax.phase.critical_window`.
 
-    >>> lo, hi = critical_window(2.0, 0.5)
+    >>> lo, hi = max_weight_window(2.0, 0.5)
     >>> lo < 0.3814 < hi
     True
     """
@@ -667,7 +669,7 @@ def regime(beta, n, alpha: float, C: float, *, window: Sequence[float] = DEFAULT
         raise InputError("n must be >= 1")
     h = alpha / 2
     lam = b / nn ** (1 / h)
-    lo, hi = critical_window(alpha, C, window)
+    lo, hi = max_weight_window(alpha, C, window)
     with jax.enable_x64(True):
         ew = np.array([float(poisson_expected_max_weight(h, jnp.float64(C * x ** (-h)))) for x in lam.ravel()])
     ew = ew.reshape(lam.shape)
@@ -687,7 +689,7 @@ def window_context_lengths(beta: float, alpha: float, C: float, *, window=DEFAUL
     True
     """
     beta = check_real("beta", beta, positive=True)
-    lo, hi = critical_window(alpha, C, window)
+    lo, hi = max_weight_window(alpha, C, window)
     return (beta / hi) ** (alpha / 2), (beta / lo) ** (alpha / 2)
 
 

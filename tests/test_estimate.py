@@ -17,11 +17,11 @@ from scipy import stats
 
 from phasejax import InputError
 from phasejax.estimate import (
-    critical_window,
     estimate_tail,
     fit_tail,
     hill_interval,
     ks_exponential_pvalue,
+    max_weight_window,
     pairwise_gaps,
     regime,
     smallest_gaps,
@@ -203,7 +203,7 @@ def test_beta_peak_prediction_and_se():
 
 
 def test_regime_window_and_context_lengths():
-    lo, hi = critical_window(2.0, 0.5)
+    lo, hi = max_weight_window(2.0, 0.5)
     from phasejax.theory import lambda_star, poisson_expected_max_weight
 
     with jax.enable_x64(True):
@@ -218,7 +218,7 @@ def test_regime_window_and_context_lengths():
     with pytest.raises(InputError):
         regime(-1.0, 10, 2.0, 0.5)
     with pytest.raises(InputError):
-        critical_window(2.0, 0.5, (0.9, 0.1))
+        max_weight_window(2.0, 0.5, (0.9, 0.1))
 
 
 # --------------------------------------------------------------------------- extra key laws

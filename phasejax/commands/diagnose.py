@@ -196,9 +196,9 @@ def run(args):
                       E_max_weight=reg.E_max_weight, lambda_window=list(reg.lambda_window),
                       n_enter=n_in, n_exit=n_out)
     else:
-        from ..estimate import critical_window
+        from ..estimate import max_weight_window
 
-        lw = critical_window(fit.alpha, fit.C, (lo_w, hi_w))
+        lw = max_weight_window(fit.alpha, fit.C, (lo_w, hi_w))
         result.update(beta=None, regime=None, lambda_ratio=None, E_max_weight=None, lambda_window=list(lw),
                       n_enter=None, n_exit=None)
     import jax

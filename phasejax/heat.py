@@ -219,6 +219,17 @@ def _step_halves(x, beta, *, renormalize, self_interaction, chunk_q, chunk_k):
         top = jnp.where(jnp.isfinite(top), top, 0.0)
         wgt = jnp.where(jnp.isfinite(m), jnp.exp(m - top[None]), 0.0)  # merge the halves exactly
         full = (wgt[..., None] * acc).sum(0) / (wgt * s_sum).sum(0)[:, None]
+        if self_interaction:
+            # The self term belongs to the step, not to the key sample: each half gets it too (the half
+            # without the query's own chunk adds exp(beta <x_i,x_i>) x_i = e^beta x_i, merged in log space),
+            # so that the self weight, like the ratio bias, doubles in a half (Richardson needs that).
+            own = (qidx // ck) % 2  # the half holding query i's own key
+            other = (jnp.arange(2)[:, None] != own[None, :])  # (2, cq)
+            m2 = jnp.maximum(m, beta)
+            e_old = jnp.where(jnp.isfinite(m), jnp.exp(m - m2), 0.0)
+            e_self = jnp.exp(beta - m2)
+            s_sum = jnp.where(other, s_sum * e_old + e_self, s_sum)
+            acc = jnp.where(other[..., None], acc * e_old[..., None] + e_self[..., None] * q[None], acc)
         return jnp.stack([full, acc[0] / s_sum[0][:, None], acc[1] / s_sum[1][:, None]])
 
     y = jax.lax.map(one_query_chunk, (jnp.arange(nq), xq.reshape(nq, chunk_q, d)))  # (nq, 3, cq, d)
@@ -241,9 +252,10 @@ def attention_step_halves(
 
     Returns ``(y, y_a, y_b, (n_a, n_b))``: ``y`` is :func:`attention_step` (all N tokens are keys);
     ``y_a`` (``y_b``) is the same step where every query attends only to the ``n_a`` (``n_b``) tokens of
-    half A (B). The halves are alternate key chunks, so they are disjoint, together all tokens, and of
-    sizes differing by less than the number of chunks; as the tokens are i.i.d. each half is an i.i.d.
-    sample of about N/2 keys. This is what a finite-N (Richardson) extrapolation needs: the finite-N
+    half A (B), plus itself when ``self_interaction`` (the self term is part of the step, not of the key
+    sample, so each half keeps it). The halves are alternate key chunks, so they are disjoint, together
+    all tokens, and of sizes differing by less than the number of chunks; as the tokens are i.i.d. each
+    half is an i.i.d. sample of about N/2 keys. This is what a finite-N (Richardson) extrapolation needs: the finite-N
     bias of a softmax average is O(1/N) in the number of keys (:func:`measure_gain`). One pass, the
     cost of :func:`attention_step` plus a select per block. Needs N >= 2.
 

@@ -194,25 +194,40 @@ def _figure(r, path):
     from ..heat import exact_gain
 
     d, l, eps = r["d"], r["l"], r["eps"]
-    fig, ax = plt.subplots(1, 2, figsize=(10, 4))
-    ax[0].errorbar(b, np.asarray(r["G_measured"]) - 1, yerr=r["G_measured_se"], fmt="o", color="k",
-                   label=f"measured, N={r['N']} (mean ± s.e., {r['seeds']} seeds)")
-    ax[0].errorbar(b * 1.04, np.asarray(r["G_extrapolated"]) - 1, yerr=r["G_extrapolated_se"], fmt="s", mfc="none",
-                   color="C3", label="same clouds, extrapolated to N = ∞")
-    ax[0].plot(bb, np.asarray(exact_gain(d, l, eps, bb)) - 1, "C0-", label="exact map, N = ∞")
-    g_n = np.asarray(exact_gain(d, l, eps, bb, n=r["N"], self_interaction=r["self_interaction"]))
+    with _x64():
+        g_inf = np.asarray(exact_gain(d, l, eps, bb), dtype=float)
+        g_n = np.asarray(exact_gain(d, l, eps, bb, n=r["N"], self_interaction=r["self_interaction"]), dtype=float)
+    g_m, se_m = np.asarray(r["G_measured"]), np.asarray(r["G_measured_se"])
+    g_x, se_x = np.asarray(r["G_extrapolated"]), np.asarray(r["G_extrapolated_se"])
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    ax[0].errorbar(b, g_m - 1, yerr=se_m, fmt="o", color="k", label=f"measured, N={r['N']} (mean ± s.e., "
+                   f"{r['seeds']} seeds)")
+    ax[0].errorbar(b * 1.04, g_x - 1, yerr=se_x, fmt="s", mfc="none", color="C3",
+                   label="same clouds, extrapolated to N = ∞")
+    ax[0].plot(bb, g_inf - 1, "C0-", label="exact map, N = ∞")
     ax[0].plot(bb, g_n - 1, "C2--", label="exact map + O(1/N) correction")
     ax[0].plot(bb, l * (l + d - 2) / bb, "C1:", label="first order l(l+d-2)/β")
     ax[0].set(xscale="log", yscale="log", xlabel="β", ylabel="G - 1",
               title=f"zonal mode l={l} on S^{d - 1}, eps={eps}")
     ax[0].legend(fontsize=8)
-    ax[1].errorbar(b, (np.asarray(r["G_measured"]) - 1) * b, yerr=np.asarray(r["G_measured_se"]) * b, fmt="o",
-                   color="k", label="measured")
-    ax[1].errorbar(b * 1.04, (np.asarray(r["G_extrapolated"]) - 1) * b, yerr=np.asarray(r["G_extrapolated_se"]) * b,
-                   fmt="s", mfc="none", color="C3", label="extrapolated to N = ∞")
-    ax[1].plot(bb, (np.asarray(exact_gain(d, l, eps, bb)) - 1) * bb, "C0-", label="exact map, N = ∞")
+    ax[1].errorbar(b, (g_m - 1) * b, yerr=se_m * b, fmt="o", color="k", label="measured")
+    ax[1].errorbar(b * 1.04, (g_x - 1) * b, yerr=se_x * b, fmt="s", mfc="none", color="C3",
+                   label="extrapolated to N = ∞")
+    ax[1].plot(bb, (g_inf - 1) * bb, "C0-", label="exact map, N = ∞")
     ax[1].plot(bb, (g_n - 1) * bb, "C2--", label=f"exact map + O(1/N) correction, N={r['N']}")
     ax[1].axhline(l * (l + d - 2), color="C1", ls=":", label="l(l+d-2)")
     ax[1].set(xscale="log", xlabel="β", ylabel="(G - 1) β", title="approach to the heat equation")
     ax[1].legend(fontsize=8)
+    # the residuals against the exact N = infinity gain, where the finite-N bias is visible
+    g_inf_b = np.asarray(r["G_exact"])
+    ax[2].axhline(0, color="C0", lw=1, label="exact map, N = ∞")
+    ax[2].plot(bb, g_n - g_inf, "C2--", label=f"O(1/N) theory of the bias, N={r['N']}")
+    ax[2].errorbar(b, g_m - g_inf_b, yerr=3 * se_m, fmt="o", color="k", capsize=3, label="measured (± 3 s.e.)")
+    ax[2].errorbar(b * 1.04, g_x - g_inf_b, yerr=3 * se_x, fmt="s", mfc="none", color="C3", capsize=3,
+                   label="extrapolated to N = ∞ (± 3 s.e.)")
+    ax[2].set(xscale="log", xlabel="β", ylabel="G - G_exact(N = ∞)", title="finite-N bias and its removal")
+    ax[2].legend(fontsize=8)
+    for a in ax:
+        a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    fig.tight_layout()
     io.save_figure(fig, path)

@@ -314,6 +314,7 @@ def scaling_scan(
     devices: int | None = None,
     checkpoint=None,
     cell_seeds: int | None = None,
+    scale_by_chi2: bool = True,
 ) -> ScalingResult:
     """beta_peak(n) for each n in ``ns`` with the delta-method se, and the weighted power-law fit.
 
@@ -324,7 +325,10 @@ def scaling_scan(
     is extended by a factor 8 on that side (up to 3 times) and m re-chosen, so the peak is bracketed.
     The finite-size fit adds c n^{-2/alpha} (THEORY c: the relative
     correction to beta_peak(n)/n^{2/alpha} is O(n^{-2/(d-1)}), O(1/n) for d = 3) and is
-    reported beside the plain fit when there are at least 4 values of n.
+    reported beside the plain fit when there are at least 4 values of n. With ``scale_by_chi2`` (default)
+    both fits multiply their standard errors by the Birge ratio max(1, sqrt(chi2/dof)) (:func:`fit_power_law`):
+    the per-n delta-method errors can be somewhat optimistic and the plain fit ignores the finite-size
+    curvature, and the scatter about the line says by how much.
 
     ``devices``, ``checkpoint`` and ``cell_seeds`` go to :func:`nearest_gap_samples` (cells
     ``n<index>-seeds-<start>-<stop>``): seeds sharded over devices and processes, and a rerun
@@ -379,8 +383,8 @@ def scaling_scan(
     n_arr = np.array(ns, np.float64)
     beta = np.array([r["beta"] for r in rows])
     se = np.array([r["se"] for r in rows])
-    fit = fit_power_law(n_arr, beta, se)
-    fit_fs = (fit_power_law(n_arr, beta, se, finite_size_omega=2 / alpha)
+    fit = fit_power_law(n_arr, beta, se, scale_by_chi2=scale_by_chi2)
+    fit_fs = (fit_power_law(n_arr, beta, se, finite_size_omega=2 / alpha, scale_by_chi2=scale_by_chi2)
               if len(ns) >= 4 and math.isfinite(alpha) else None)
     return ScalingResult(
         law_name=type(law).__name__, d=law.d, alpha=alpha, C=law.C, n=n_arr,

@@ -83,7 +83,10 @@ def run(args):
     # than the free fit's intercept e^a, which extrapolates to n = 1
     w = (res.beta_peak / res.beta_peak_se) ** 2
     log_lam = float(np.sum(w * np.log(res.lambda_peak)) / np.sum(w))
-    lam_fixed, lam_fixed_se = float(np.exp(log_lam)), float(np.exp(log_lam) / np.sqrt(np.sum(w)))
+    chi2_fixed = float(np.sum(w * (np.log(res.lambda_peak) - log_lam) ** 2))
+    birge_fixed = max(1.0, float(np.sqrt(chi2_fixed / (len(w) - 1)))) if len(w) > 1 else 1.0  # as the free fit
+    lam_fixed = float(np.exp(log_lam))
+    lam_fixed_se = float(np.exp(log_lam) / np.sqrt(np.sum(w))) * birge_fixed
     fit = res.fit
     result = {
         "geometry": res.law_name,

@@ -898,6 +898,8 @@ def gain_one_cloud(x: Float[Array, "N d"], beta, l: int, *, self_interaction: bo
     True
     """
     l = _check_l(l)
+    if l == 0:
+        raise InputError("l must be >= 1 for a zonal mode (degree 0 is the constant), got 0")
     n = np.shape(x)[0]
     y, ya, yb, (n_a, n_b) = attention_step_halves(x, beta, self_interaction=self_interaction, chunk_q=chunk_q,
                                                    chunk_k=chunk_k)

@@ -150,6 +150,16 @@ def test_step_halves_match_dense_reference(dtype, self_interaction):
         np.testing.assert_allclose(np.asarray(got), ref / np.linalg.norm(ref, axis=1, keepdims=True), atol=tol)
 
 
+def test_halves_bad_input():
+    x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 3)))
+    with pytest.raises(InputError, match="at least 4 tokens"):
+        heat.attention_step_halves(x, 1.0, self_interaction=False)
+    with pytest.raises(InputError, match="beta"):
+        heat.attention_step_halves(x, float("nan"))
+    with pytest.raises(InputError, match="l must be >= 1"):
+        heat.gain_one_cloud(x, 1.0, 0)
+
+
 def test_richardson_weights_cancel_one_over_n():
     for n, na, nb in [(1000, 500, 500), (1001, 506, 495), (7, 4, 3)]:
         cf, ch = heat.richardson_weights(n, na, nb)

@@ -1,0 +1,94 @@
+"""The all-queries heat step: phasejax against a blocked NumPy reference, and the half-key step against the plain one.
+
+One cloud of N tokens on S^(d-1) (``heat.sample_zonal``), one renormalised step at beta, self term excluded
+(the setting of the heat must-show). Timed in the same run, best of ``--repeats`` after an untimed warm-up:
+
+* ``numpy``   a blocked NumPy softmax step written for this benchmark (blocks of 512 queries x all keys,
+  max-shifted exp, float32 like the default), the reference;
+* ``step``    :func:`phasejax.heat.attention_step`;
+* ``halves``  :func:`phasejax.heat.attention_step_halves` (all keys and each half, one pass): what
+  ``measure_gain`` and ``phasejax heat`` run.
+
+Prints seconds, pairs per second and the ratios numpy/step and halves/step (the half-key step should cost
+about the same as the plain step). Checks that the three agree (max |difference| of the full step).
+
+Usage: ``python benchmarks/bench_heat.py [--n 20000] [--d 3] [--beta 100] [--repeats 3] [--json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import jax
+import numpy as np
+
+from phasejax import heat
+
+
+def numpy_step(x: np.ndarray, beta: float, block: int = 512) -> np.ndarray:
+    n = x.shape[0]
+    out = np.empty_like(x)
+    for i in range(0, n, block):
+        s = beta * (x[i : i + block] @ x.T)
+        s[np.arange(s.shape[0]), np.arange(i, i + s.shape[0])] = -np.inf  # self term excluded
+        s -= s.max(axis=1, keepdims=True)
+        w = np.exp(s)
+        y = (w @ x) / w.sum(axis=1, keepdims=True)
+        out[i : i + block] = y / np.linalg.norm(y, axis=1, keepdims=True)
+    return out
+
+
+def best_time(fn, repeats):
+    jax.block_until_ready(fn())
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - t0)
+    return min(times)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--n", type=int, default=20000)
+    p.add_argument("--d", type=int, default=3)
+    p.add_argument("--beta", type=float, default=100.0)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+
+    x = heat.sample_zonal(jax.random.key(0), a.n, a.d, 2, 0.5)
+    xn = np.asarray(x)
+    t_np = best_time(lambda: numpy_step(xn, a.beta), a.repeats)
+    t_step = best_time(lambda: heat.attention_step(x, a.beta, self_interaction=False), a.repeats)
+    t_half = best_time(lambda: heat.attention_step_halves(x, a.beta, self_interaction=False)[0], a.repeats)
+    y_ref = numpy_step(xn, a.beta)
+    y = np.asarray(heat.attention_step(x, a.beta, self_interaction=False))
+    y_h = np.asarray(heat.attention_step_halves(x, a.beta, self_interaction=False)[0])
+    pairs = float(a.n) * a.n
+    res = {
+        "n": a.n, "d": a.d, "beta": a.beta, "backend": jax.default_backend(),
+        "seconds": {"numpy": t_np, "step": t_step, "halves": t_half},
+        "pairs_per_second": {"numpy": pairs / t_np, "step": pairs / t_step, "halves": pairs / t_half},
+        "speedup_vs_numpy": t_np / t_step,
+        "halves_over_step": t_half / t_step,
+        "max_abs_diff": {"step_vs_numpy": float(np.abs(y - y_ref).max()),
+                         "halves_vs_step": float(np.abs(y_h - y).max())},
+    }
+    if a.json:
+        print(json.dumps(res, indent=1))
+    else:
+        print(f"heat step, N={a.n}, d={a.d}, beta={a.beta:g}, {res['backend']}, best of {a.repeats}")
+        for k, t in res["seconds"].items():
+            print(f"  {k:7s} {t:8.3f} s   {pairs / t:.3e} pairs/s")
+        print(f"  phasejax step vs NumPy reference: {res['speedup_vs_numpy']:.2f}x faster")
+        print(f"  half-key step / plain step:        {res['halves_over_step']:.2f}")
+        print(f"  max |step - numpy| = {res['max_abs_diff']['step_vs_numpy']:.1e}, "
+              f"max |halves - step| = {res['max_abs_diff']['halves_vs_step']:.1e}")
+    return res
+
+
+if __name__ == "__main__":
+    main()

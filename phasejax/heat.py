@@ -159,6 +159,11 @@ def _step(x, beta, *, renormalize, self_interaction, chunk_q, chunk_k):
     return y
 
 
+def _balanced(n: int, chunk: int) -> int:
+    """The chunk size closest to ``chunk`` (not above) that splits n into equal chunks up to < #chunks padding."""
+    return -(-n // -(-n // min(chunk, n)))
+
+
 def _halves_layout(n: int, chunk_k: int) -> tuple[int, int, int, int]:
     """Key chunking for :func:`_step_halves`: an even number ``nk`` of chunks of ``ck`` keys; half A is the
     even-numbered chunks, half B the odd ones (padding, < nk keys, sits at the end of the last, odd, chunk)."""
@@ -283,7 +288,7 @@ def attention_step_halves(
         x = x.astype(_float())
     _, _, n_a, n_b = _halves_layout(n, chunk_k)
     y = _step_halves(x, beta, renormalize=bool(renormalize), self_interaction=bool(self_interaction),
-                     chunk_q=min(chunk_q, n), chunk_k=chunk_k)
+                     chunk_q=_balanced(n, chunk_q), chunk_k=chunk_k)
     return y[0], y[1], y[2], (n_a, n_b)
 
 
@@ -331,8 +336,8 @@ def attention_step(
         beta,
         renormalize=bool(renormalize),
         self_interaction=bool(self_interaction),
-        chunk_q=min(chunk_q, n),
-        chunk_k=min(chunk_k, n),
+        chunk_q=_balanced(n, chunk_q),
+        chunk_k=_balanced(n, chunk_k),
     )
 
 

@@ -331,7 +331,7 @@ def scaling_scan(
     curvature, and the scatter about the line says by how much.
 
     ``devices``, ``checkpoint`` and ``cell_seeds`` go to :func:`nearest_gap_samples` (cells
-    ``n<index>-seeds-<start>-<stop>``): seeds sharded over devices and processes, and a rerun
+    ``n<index>-m<m>-seeds-<start>-<stop>``): seeds sharded over devices and processes, and a rerun
     with the same checkpoint folder reloads the finished gap samples.
     """
     ns = [check_int("n", v, minimum=2) for v in np.atleast_1d(ns)]

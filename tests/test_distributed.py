@@ -254,8 +254,10 @@ def test_scaling_cli_resumes_and_refuses_a_different_config(tmp_path, capsys):
     assert cli.main(argv) == 0
     first = json.loads(capsys.readouterr().out)
     cells = sorted(os.listdir(tmp_path / "cells"))
-    assert cells == ["manifest.json", "n000-seeds-00000000-00000004.npz", "n000-seeds-00000004-00000008.npz",
-                     "n001-seeds-00000000-00000004.npz", "n001-seeds-00000004-00000008.npz"]
+    m0, m1 = first["m"]  # cells are named n<index>-m<m>-seeds-<start>-<stop> (m: nearest gaps kept per seed)
+    assert cells == ["manifest.json", f"n000-m{m0}-seeds-00000000-00000004.npz",
+                     f"n000-m{m0}-seeds-00000004-00000008.npz", f"n001-m{m1}-seeds-00000000-00000004.npz",
+                     f"n001-m{m1}-seeds-00000004-00000008.npz"]
     os.remove(tmp_path / "cells" / cells[-1])  # as if stopped before the last cell
     assert cli.main(argv) == 0
     again = json.loads(capsys.readouterr().out)

@@ -159,6 +159,25 @@ def _step(x, beta, *, renormalize, self_interaction, chunk_q, chunk_k):
     return y
 
 
+def _check_step_args(x, beta, chunk_q, chunk_k, self_interaction, *, min_without_self: int, what: str):
+    """Validation shared by the two step entry points; returns (x as a float array, chunk_q, chunk_k)."""
+    check_array("x", x, ndim=2)
+    n, d = np.shape(x)
+    if d < 2:
+        raise InputError(f"x must have at least 2 columns (tokens on S^(d-1), d >= 2), got shape {np.shape(x)}")
+    if not isinstance(x, jax.core.Tracer) and np.any(np.linalg.norm(np.asarray(x), axis=1) == 0):
+        raise InputError("x has a zero row: tokens must be nonzero vectors (they are projected onto the sphere)")
+    check_real("beta", beta, nonnegative=True)
+    chunk_q = check_int("chunk_q", chunk_q, minimum=1)
+    chunk_k = check_int("chunk_k", chunk_k, minimum=1)
+    if not self_interaction and n < min_without_self:
+        raise InputError(f"{what} needs at least {min_without_self} tokens, got N = {n}")
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(_float())
+    return x, chunk_q, chunk_k
+
+
 def _balanced(n: int, chunk: int) -> int:
     """The chunk size closest to ``chunk`` (not above) that splits n into equal chunks up to < #chunks padding."""
     return -(-n // -(-n // min(chunk, n)))
@@ -178,6 +197,9 @@ def _halves_layout(n: int, chunk_k: int) -> tuple[int, int, int, int]:
 @functools.partial(jax.jit, static_argnames=("renormalize", "self_interaction", "chunk_q", "chunk_k"))
 def _step_halves(x, beta, *, renormalize, self_interaction, chunk_q, chunk_k):
     """The all-queries step against all keys and against each half of the keys, in one pass.
+
+    Kept beside :func:`_step` rather than replacing it: with the self term the plain step uses the exact
+    fixed shift beta (no running max), its fastest path, which a per-half softmax cannot use.
 
     Every query attends to half A (even key chunks), to half B (odd key chunks) and to all keys; each
     half keeps its own running-max log-sum-exp (so a half never underflows when the other holds the
@@ -270,22 +292,11 @@ def attention_step_halves(
     >>> ya.shape, na + nb
     ((1000, 3), 1000)
     """
-    check_array("x", x, ndim=2)
-    n, d = np.shape(x)
-    if d < 2:
-        raise InputError(f"x must have at least 2 columns (tokens on S^(d-1), d >= 2), got shape {np.shape(x)}")
-    if n < 2:
-        raise InputError(f"x must have at least 2 tokens to split the keys into halves, got N = {n}")
-    if not isinstance(x, jax.core.Tracer) and np.any(np.linalg.norm(np.asarray(x), axis=1) == 0):
-        raise InputError("x has a zero row: tokens must be nonzero vectors (they are projected onto the sphere)")
-    check_real("beta", beta, nonnegative=True)
-    chunk_q = check_int("chunk_q", chunk_q, minimum=1)
-    chunk_k = check_int("chunk_k", chunk_k, minimum=1)
-    if not self_interaction and n < 4:
-        raise InputError(f"self_interaction=False with halves needs at least 4 tokens, got N = {n}")
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(_float())
+    if np.ndim(x) == 2 and np.shape(x)[0] < 2:
+        raise InputError(f"x must have at least 2 tokens to split the keys into halves, got N = {np.shape(x)[0]}")
+    x, chunk_q, chunk_k = _check_step_args(x, beta, chunk_q, chunk_k, self_interaction,
+                                           min_without_self=4, what="self_interaction=False with halves")
+    n = x.shape[0]
     _, _, n_a, n_b = _halves_layout(n, chunk_k)
     y = _step_halves(x, beta, renormalize=bool(renormalize), self_interaction=bool(self_interaction),
                      chunk_q=_balanced(n, chunk_q), chunk_k=chunk_k)
@@ -317,20 +328,9 @@ def attention_step(
     >>> attention_step(x, 20.0).shape
     (1000, 3)
     """
-    check_array("x", x, ndim=2)
-    n, d = np.shape(x)
-    if d < 2:
-        raise InputError(f"x must have at least 2 columns (tokens on S^(d-1), d >= 2), got shape {np.shape(x)}")
-    if not isinstance(x, jax.core.Tracer) and np.any(np.linalg.norm(np.asarray(x), axis=1) == 0):
-        raise InputError("x has a zero row: tokens must be nonzero vectors (they are projected onto the sphere)")
-    check_real("beta", beta, nonnegative=True)
-    chunk_q = check_int("chunk_q", chunk_q, minimum=1)
-    chunk_k = check_int("chunk_k", chunk_k, minimum=1)
-    if not self_interaction and n < 2:
-        raise InputError(f"self_interaction=False needs at least 2 tokens, got N = {n}")
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating):
-        x = x.astype(_float())
+    x, chunk_q, chunk_k = _check_step_args(x, beta, chunk_q, chunk_k, self_interaction,
+                                           min_without_self=2, what="self_interaction=False")
+    n = x.shape[0]
     return _step(
         x,
         beta,

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import jax
 import numpy as np
+from _timing import best_time  # benchmarks/_timing.py (scripts run with benchmarks/ on sys.path)
 
 from phasejax import heat
 
@@ -38,16 +38,6 @@ def numpy_step(x: np.ndarray, beta: float, block: int = 512) -> np.ndarray:
         y = (w @ x) / w.sum(axis=1, keepdims=True)
         out[i : i + block] = y / np.linalg.norm(y, axis=1, keepdims=True)
     return out
-
-
-def best_time(fn, repeats):
-    jax.block_until_ready(fn())
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(argv=None):

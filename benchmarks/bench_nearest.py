@@ -14,25 +14,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import best_time  # benchmarks/_timing.py (scripts run with benchmarks/ on sys.path)
 
 from phasejax.extreme import nearest_observables
 from phasejax.geometry import UniformSphere
 from phasejax.observables import sampled_observables
-
-
-def best_time(fn, repeats):
-    jax.block_until_ready(fn())  # compile + warm up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def main(argv=None):

@@ -15,23 +15,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _timing import best_time  # benchmarks/_timing.py (scripts run with benchmarks/ on sys.path)
 
 import phasejax as pj
-
-
-def best_time(fn, repeats):
-    fn()  # warm up / compile
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
 
 
 def numpy_plain(u, betas, top_k=5):

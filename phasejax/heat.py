@@ -101,6 +101,14 @@ def _axis(e, d: int, dtype):
 # --------------------------------------------------------------------------- the attention step
 
 
+def _pad_rows(x, pad: int):
+    """x with ``pad`` filler rows e_1 appended (unit vectors, so norms stay finite; padded keys get weight 0)."""
+    if not pad:
+        return x
+    filler = jnp.zeros((1, x.shape[1]), x.dtype).at[0, 0].set(1)
+    return jnp.concatenate([x, jnp.broadcast_to(filler, (pad, x.shape[1]))])
+
+
 @functools.partial(jax.jit, static_argnames=("renormalize", "self_interaction", "chunk_q", "chunk_k"))
 def _step(x, beta, *, renormalize, self_interaction, chunk_q, chunk_k):
     n, d = x.shape
@@ -109,9 +117,7 @@ def _step(x, beta, *, renormalize, self_interaction, chunk_q, chunk_k):
     beta = jnp.asarray(beta, dt)
     nq, nk = -(-n // chunk_q), -(-n // chunk_k)
     pad_q, pad_k = nq * chunk_q - n, nk * chunk_k - n
-    filler = jnp.zeros((1, d), dt).at[0, 0].set(1)
-    xq = jnp.concatenate([x, jnp.broadcast_to(filler, (pad_q, d))]) if pad_q else x
-    xk = jnp.concatenate([x, jnp.broadcast_to(filler, (pad_k, d))]) if pad_k else x
+    xq, xk = _pad_rows(x, pad_q), _pad_rows(x, pad_k)
     keys = xk.reshape(nk, chunk_k, d)
     kidx = jnp.arange(nk * chunk_k).reshape(nk, chunk_k)
     # padded keys get log-weight -inf (only when padding exists: no cost otherwise)
@@ -213,9 +219,7 @@ def _step_halves(x, beta, *, renormalize, self_interaction, chunk_q, chunk_k):
     nk, ck, _, _ = _halves_layout(n, chunk_k)
     nq = -(-n // chunk_q)
     pad_q, pad_k = nq * chunk_q - n, nk * ck - n
-    filler = jnp.zeros((1, d), dt).at[0, 0].set(1)
-    xq = jnp.concatenate([x, jnp.broadcast_to(filler, (pad_q, d))]) if pad_q else x
-    xk = jnp.concatenate([x, jnp.broadcast_to(filler, (pad_k, d))]) if pad_k else x
+    xq, xk = _pad_rows(x, pad_q), _pad_rows(x, pad_k)
     keys = xk.reshape(nk, ck, d)
     kidx = jnp.arange(nk * ck).reshape(nk, ck)
     kbias = jnp.where(kidx < n, 0.0, -jnp.inf).astype(dt)

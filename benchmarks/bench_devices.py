@@ -39,9 +39,9 @@ def child(args) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
-    from phasejax.distributed import SeedRunner
-    from phasejax.geometry import UniformSphere
+    from phasejax.laws import UniformSphere
     from phasejax.observables import sampled_observables
+    from phasejax.runtime import SeedRunner
 
     assert jax.local_device_count() >= 2, jax.devices()
     law = UniformSphere(3)

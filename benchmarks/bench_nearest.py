@@ -20,9 +20,8 @@ import jax.numpy as jnp
 import numpy as np
 from _timing import best_time  # benchmarks/_timing.py (scripts run with benchmarks/ on sys.path)
 
-from phasejax.extreme import nearest_observables
-from phasejax.geometry import UniformSphere
-from phasejax.observables import sampled_observables
+from phasejax.laws import UniformSphere
+from phasejax.observables import nearest_observables, sampled_observables
 
 
 def main(argv=None):

@@ -127,3 +127,14 @@ def check_option(name: str, value, allowed: Iterable[str]) -> str:
     if value not in allowed:
         raise InputError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
     return value
+
+
+def check_lengths(name: str, n) -> np.ndarray:
+    """Context lengths (numbers of keys) as a 1-D float64 array, each finite and >= 1."""
+    arr = np.atleast_1d(np.asarray(n, dtype=np.float64)) if np.asarray(n).dtype.kind in "iuf" else None
+    if arr is None:
+        raise InputError(f"{name} must be numbers of keys (>= 1), got {n!r}")
+    check_array(name, arr, ndim=1)
+    if np.any(arr < 1):
+        raise InputError(f"{name} must be >= 1 (numbers of keys), got min {arr.min()!r}")
+    return arr

@@ -28,11 +28,11 @@ from scipy import stats
 
 from . import theory
 from ._checks import InputError, check_int, check_real
-from .geometry import UniformSphere
-from .observables import _finish, _init_state, _update
+from .laws.sphere import UniformSphere
+from .observables import Accumulator
 from .scaling import nearest_gap_samples
 
-__all__ = ["subcritical_fluctuations", "critical_laws", "supercritical_tail_check", "entropy_crossover", "ks_noise"]
+__all__ = ['ks_noise', 'subcritical_fluctuations', 'critical_laws', 'supercritical_tail_check', 'entropy_crossover']
 
 
 def _over_seeds(f, keys, devices):
@@ -40,7 +40,7 @@ def _over_seeds(f, keys, devices):
     when ``devices`` is given or in a multi-process run; seed i gets ``keys[i]`` either way."""
     if devices is None and jax.process_count() == 1:
         return f(keys)
-    from .distributed import run_seeds
+    from .runtime.devices import run_seeds
 
     return run_seeds(f, keys, devices=devices, batched=True)
 
@@ -50,23 +50,20 @@ def ks_noise(s1: int, s2: int) -> float:
     return 1.358 * math.sqrt((s1 + s2) / (s1 * s2))
 
 
-# --------------------------------------------------------------------------- subcritical
-
-
 @functools.partial(jax.jit, static_argnames=("law", "n", "chunk"))
 def _outputs(law, keys, q, beta, n, chunk):
     def one(k):
         idx = jnp.arange(chunk)
         n_chunks = -(-n // chunk)
-        state = _init_state(beta, 1, q.shape[0], q.dtype)
+        state = Accumulator.init(beta, values_dim=q.shape[0], dtype=q.dtype)
 
         def body(s, c):
             kk = law.sample_keys(jax.random.fold_in(k, c), q, chunk)
             u = 0.5 * jnp.sum((kk - q[None, :]) ** 2, axis=-1)
-            return _update(s, beta, u, c * chunk + idx < n, kk), None
+            return s.update(beta, u, c * chunk + idx < n, kk), None
 
         state, _ = jax.lax.scan(body, state, jnp.arange(n_chunks))
-        return _finish(state, beta, 1).output[0]
+        return state.finish(beta).output[0]
 
     return jax.vmap(one)(keys)
 
@@ -115,9 +112,6 @@ def subcritical_fluctuations(
     out.update({"d": d, "beta": beta, "A": a, "S_par": s_par, "S_perp": s_perp, "seeds": seeds,
                 "ks_noise": 1.358 / math.sqrt(seeds)})
     return out
-
-
-# --------------------------------------------------------------------------- critical
 
 
 @functools.partial(jax.jit, static_argnames=("k",))
@@ -192,9 +186,6 @@ def critical_laws(
     return out
 
 
-# --------------------------------------------------------------------------- supercritical
-
-
 def supercritical_tail_check(
     d: int, lams, n: int, *, key, seeds: int = 4000, m: int = 64, devices: int | None = None,
 ) -> dict:
@@ -223,21 +214,18 @@ def supercritical_tail_check(
     return out
 
 
-# --------------------------------------------------------------------------- entropy
-
-
 @functools.partial(jax.jit, static_argnames=("law", "n", "chunk"))
 def _entropy_and_var(law, keys, betas, n, chunk):
     def one(k):
         idx = jnp.arange(chunk)
-        state = _init_state(betas, 1, None, betas.dtype)
+        state = Accumulator.init(betas)
 
         def body(s, c):
             u = law.sample_gaps(jax.random.fold_in(k, c), chunk, dtype=betas.dtype)
-            return _update(s, betas, u, c * chunk + idx < n), None
+            return s.update(betas, u, c * chunk + idx < n), None
 
         state, _ = jax.lax.scan(body, state, jnp.arange(-(-n // chunk)))
-        o = _finish(state, betas, 1)
+        o = state.finish(betas)
         return o.entropy, o.var_gap
 
     return jax.vmap(one)(keys)
@@ -268,4 +256,3 @@ def entropy_crossover(
         "plateau": np.asarray(theory.entropy_plateau_slope(jnp.asarray(b, dtype), d), np.float64),
         "critical_beta": n ** (2 / (d - 1)),
     }
-

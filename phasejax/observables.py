@@ -30,6 +30,7 @@ Everything is differentiable in beta (``jax.jvp`` gives susceptibilities; THEORY
 from __future__ import annotations
 
 import functools
+import math
 
 import equinox as eqx
 import jax
@@ -38,19 +39,15 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._checks import InputError, check_array, check_betas, check_int, check_unit_vectors
-from .geometry import KeyLaw, gaps_from_keys
+from .laws.base import KeyLaw, gaps_from_keys
+from .laws.nearest import DEFAULT_M, DEFAULT_NODES, bulk_sums, check_n_m, check_nearest_law, nearest_sample
+from .theory.sphere import mean_resultant
 
-__all__ = [
-    "Observables",
-    "OBSERVABLE_NAMES",
-    "gap_observables",
-    "key_observables",
-    "sampled_observables",
-    "weights",
-    "log_weights",
-]
+__all__ = ['Accumulator', 'Observables', 'log_weights', 'weights', 'gap_observables', 'key_observables', 'sampled_observables', 'Truncation', 'nearest_observables_with_bound', 'nearest_observables']
+
 
 DEFAULT_CHUNK = 32768
+
 
 OBSERVABLE_NAMES = (
     "max_weight",
@@ -94,9 +91,6 @@ class Observables(eqx.Module):
         return out
 
 
-# --------------------------------------------------------------------------- dense helpers
-
-
 def log_weights(gaps: Float[Array, " n"], beta) -> Float[Array, " n"]:
     """log w_i = -beta u_i - log sum_j exp(-beta u_j), computed from gaps (stable).
 
@@ -117,87 +111,92 @@ def weights(gaps: Float[Array, " n"], beta) -> Float[Array, " n"]:
     return jnp.exp(log_weights(gaps, beta))
 
 
-# --------------------------------------------------------------------------- streaming core
+class Accumulator(eqx.Module):
+    """The streaming state of one query over a beta grid: the public accumulator that every pass reuses.
 
+    Fields: ``m`` the running minimum gap (); per beta (B,), the shifted sums (u' = u - m)
+    ``z`` = sum e^{-beta u'}, ``z1`` = sum e^{-beta u'} u', ``z2`` = sum e^{-beta u'} u'^2,
+    ``q`` = sum e^{-2 beta u'}; ``topk`` (k,) the k smallest gaps seen, ascending; ``y`` (B, dv) the sum
+    e^{-beta u'} v when values are streamed (else None). Folding a chunk rescales the sums by e^{-beta delta}
+    when the minimum drops by delta, so any chunking gives the same result (module docstring).
 
-class _State(eqx.Module):
-    m: Array  # running minimum gap ()
-    z: Array  # (B,)
+    Use: ``acc = Accumulator.init(betas, top_k=..., values_dim=...)``, then ``acc = acc.update(betas, u, valid)``
+    per chunk (inside ``jax.lax.scan``), then ``acc.finish(betas)`` -> :class:`Observables`.
+
+    >>> import jax.numpy as jnp
+    >>> b = jnp.array([0.0, 100.0])
+    >>> acc = Accumulator.init(b, top_k=1).update(b, jnp.array([0.5, 0.0]), jnp.array([True, True]))
+    >>> [round(float(x), 4) for x in acc.update(b, jnp.array([1.0]), jnp.array([True])).finish(b).max_weight]
+    [0.3333, 1.0]
+    """
+
+    m: Array
+    z: Array
     z1: Array
     z2: Array
     q: Array
-    topk: Array  # (k,) smallest gaps seen, ascending
-    y: Array | None  # (B, d) sum e^{-beta u'} v
+    topk: Array
+    y: Array | None
 
+    @classmethod
+    def init(cls, betas: Float[Array, " B"], *, top_k: int = 1, values_dim: int | None = None,
+             dtype=None) -> Accumulator:
+        """The empty state for ``betas`` (B,), keeping the ``top_k`` smallest gaps and, with ``values_dim``,
+        the weighted sum of values of that dimension. dtype: ``betas``'s unless given."""
+        dtype = dtype or betas.dtype
+        zeros = jnp.zeros(betas.shape, dtype)
+        return cls(
+            m=jnp.asarray(jnp.inf, dtype), z=zeros, z1=zeros, z2=zeros, q=zeros,
+            topk=jnp.full((top_k,), jnp.inf, dtype),
+            y=None if values_dim is None else jnp.zeros((*betas.shape, values_dim), dtype),
+        )
 
-def _init_state(betas, top_k, d, dtype):
-    zeros = jnp.zeros(betas.shape, dtype)
-    return _State(
-        m=jnp.asarray(jnp.inf, dtype),
-        z=zeros,
-        z1=zeros,
-        z2=zeros,
-        q=zeros,
-        topk=jnp.full((top_k,), jnp.inf, dtype),
-        y=None if d is None else jnp.zeros((*betas.shape, d), dtype),
-    )
+    def update(self, betas, u, valid, values=None) -> Accumulator:
+        """Fold one chunk of gaps ``u`` (c,) into the state; entries with ``valid`` False are padding."""
+        big = jnp.asarray(jnp.inf, u.dtype)
+        cmin = jnp.min(jnp.where(valid, u, big))
+        m_new = jnp.minimum(self.m, cmin)
+        had = jnp.isfinite(self.m)
+        delta = jnp.where(had, self.m - m_new, 0.0)  # >= 0
+        scale = jnp.where(had, jnp.exp(-betas * delta), 0.0)  # (B,)
+        z1_old = self.z1 + delta * self.z
+        z2_old = self.z2 + 2 * delta * self.z1 + delta * delta * self.z
+        up = jnp.where(valid, u - m_new, 0.0)  # (c,)
+        e = jnp.where(valid[None, :], jnp.exp(-betas[:, None] * up[None, :]), 0.0)  # (B, c)
+        k = self.topk.shape[0]
+        cand = jnp.concatenate([self.topk, jnp.where(valid, u, big)])
+        y = None if values is None else scale[:, None] * self.y + e @ values
+        return Accumulator(
+            m=m_new, z=scale * self.z + jnp.sum(e, axis=1), z1=scale * z1_old + e @ up,
+            z2=scale * z2_old + e @ (up * up), q=scale * scale * self.q + jnp.sum(e * e, axis=1),
+            topk=-jax.lax.top_k(-cand, k)[0], y=y,
+        )
 
+    def add_sums(self, z, z1, z2, q) -> Accumulator:
+        """The state with (z, z1, z2, q) (B,) added to its shifted sums (keys accounted for in aggregate, e.g.
+        the bulk of the nearest-m sampler; they must lie above the current minimum)."""
+        return eqx.tree_at(lambda s: (s.z, s.z1, s.z2, s.q), self, (self.z + z, self.z1 + z1, self.z2 + z2,
+                                                                    self.q + q))
 
-def _update(state: _State, betas, u, valid, values=None) -> _State:
-    """Fold one chunk of gaps ``u`` (c,) (entries with ``valid`` False are padding) into the state."""
-    big = jnp.asarray(jnp.inf, u.dtype)
-    cmin = jnp.min(jnp.where(valid, u, big))
-    m_new = jnp.minimum(state.m, cmin)
-    had = jnp.isfinite(state.m)
-    delta = jnp.where(had, state.m - m_new, 0.0)  # >= 0
-    scale = jnp.where(had, jnp.exp(-betas * delta), 0.0)  # (B,)
-    z1_old = state.z1 + delta * state.z
-    z2_old = state.z2 + 2 * delta * state.z1 + delta * delta * state.z
-    up = jnp.where(valid, u - m_new, 0.0)  # (c,)
-    e = jnp.where(valid[None, :], jnp.exp(-betas[:, None] * up[None, :]), 0.0)  # (B, c)
-    z = scale * state.z + jnp.sum(e, axis=1)
-    z1 = scale * z1_old + e @ up
-    z2 = scale * z2_old + e @ (up * up)
-    q = scale * scale * state.q + jnp.sum(e * e, axis=1)
-    k = state.topk.shape[0]
-    cand = jnp.concatenate([state.topk, jnp.where(valid, u, big)])
-    topk = -jax.lax.top_k(-cand, k)[0]
-    y = None
-    if values is not None:
-        y = scale[:, None] * state.y + e @ values
-    return _State(m=m_new, z=z, z1=z1, z2=z2, q=q, topk=topk, y=y)
-
-
-def _finish(state: _State, betas, top_k, query=None, d=None) -> Observables:
-    z = state.z
-    mean_up = state.z1 / z
-    var = jnp.maximum(state.z2 / z - mean_up * mean_up, 0.0)
-    entropy = jnp.log(z) + betas * mean_up
-    topk_e = jnp.exp(-betas[:, None] * (state.topk[None, :] - state.m))
-    topk_e = jnp.where(jnp.isfinite(state.topk)[None, :], topk_e, 0.0)
-    output = bias = None
-    if state.y is not None:
-        from .theory import mean_resultant
-
-        output = state.y / z[:, None]
-        if query is not None:
-            bias = output - mean_resultant(betas, d)[:, None] * query[None, :]
-    return Observables(
-        beta=betas,
-        max_weight=1.0 / z,
-        entropy=entropy,
-        effective_keys=jnp.exp(entropy),
-        sum_w2=state.q / (z * z),
-        inv_sum_w2=(z * z) / state.q,
-        top_k_mass=jnp.sum(topk_e, axis=1) / z,
-        mean_gap=state.m + mean_up,
-        var_gap=var,
-        log_partition=-betas * state.m + jnp.log(z),
-        min_gap=state.m,
-        output=output,
-        bias=bias,
-        top_k=top_k,
-    )
+    def finish(self, betas, *, query=None, d=None) -> Observables:
+        """The observables of the state (docs/theory.md §b for the bias, relative to A_d(beta) q)."""
+        z = self.z
+        mean_up = self.z1 / z
+        var = jnp.maximum(self.z2 / z - mean_up * mean_up, 0.0)
+        entropy = jnp.log(z) + betas * mean_up
+        topk_e = jnp.exp(-betas[:, None] * (self.topk[None, :] - self.m))
+        topk_e = jnp.where(jnp.isfinite(self.topk)[None, :], topk_e, 0.0)
+        output = bias = None
+        if self.y is not None:
+            output = self.y / z[:, None]
+            if query is not None:
+                bias = output - mean_resultant(betas, d)[:, None] * query[None, :]
+        return Observables(
+            beta=betas, max_weight=1.0 / z, entropy=entropy, effective_keys=jnp.exp(entropy),
+            sum_w2=self.q / (z * z), inv_sum_w2=(z * z) / self.q, top_k_mass=jnp.sum(topk_e, axis=1) / z,
+            mean_gap=self.m + mean_up, var_gap=var, log_partition=-betas * self.m + jnp.log(z), min_gap=self.m,
+            output=output, bias=bias, top_k=self.topk.shape[0],
+        )
 
 
 def _as_betas(betas, dtype):
@@ -218,13 +217,13 @@ def _gap_observables(gaps, betas, top_k, chunk):
     pad = n_chunks * chunk - n
     u = jnp.pad(gaps, (0, pad)).reshape(n_chunks, chunk)
     valid = (jnp.arange(n_chunks * chunk) < n).reshape(n_chunks, chunk)
-    state = _init_state(betas, top_k, None, gaps.dtype)
+    state = Accumulator.init(betas, top_k=top_k, dtype=gaps.dtype)
 
     def body(s, xs):
-        return _update(s, betas, *xs), None
+        return s.update(betas, *xs), None
 
     state, _ = jax.lax.scan(body, state, (u, valid))
-    return _finish(state, betas, top_k)
+    return state.finish(betas)
 
 
 def gap_observables(
@@ -268,14 +267,14 @@ def _key_observables(query, keys, values, betas, top_k, chunk):
     kc = jnp.pad(keys, ((0, pad), (0, 0))).reshape(n_chunks, chunk, d)
     vc = jnp.pad(values, ((0, pad), (0, 0))).reshape(n_chunks, chunk, values.shape[1])
     valid = (jnp.arange(n_chunks * chunk) < n).reshape(n_chunks, chunk)
-    state = _init_state(betas, top_k, values.shape[1], keys.dtype)
+    state = Accumulator.init(betas, top_k=top_k, values_dim=values.shape[1], dtype=keys.dtype)
 
     def body(s, xs):
         k, v, ok = xs
-        return _update(s, betas, gaps_from_keys(query, k), ok, v), None
+        return s.update(betas, gaps_from_keys(query, k), ok, v), None
 
     state, _ = jax.lax.scan(body, state, (kc, vc, valid))
-    return _finish(state, betas, top_k, query if values.shape[1] == d else None, d)
+    return state.finish(betas, query=query if values.shape[1] == d else None, d=d)
 
 
 def key_observables(
@@ -320,15 +319,15 @@ def key_observables(
 @functools.partial(jax.jit, static_argnames=("n", "top_k", "chunk", "dtype"))
 def _sampled_observables(law, key, betas, n, top_k, chunk, dtype):
     chunk, n_chunks = _chunking(n, chunk)
-    state = _init_state(betas, top_k, None, dtype)
+    state = Accumulator.init(betas, top_k=top_k, dtype=dtype)
     idx = jnp.arange(chunk)
 
     def body(s, c):
         u = law.sample_gaps(jax.random.fold_in(key, c), chunk, dtype=dtype)
-        return _update(s, betas, u, c * chunk + idx < n), None
+        return s.update(betas, u, c * chunk + idx < n), None
 
     state, _ = jax.lax.scan(body, state, jnp.arange(n_chunks))
-    return _finish(state, betas, top_k)
+    return state.finish(betas)
 
 
 def sampled_observables(
@@ -363,3 +362,151 @@ def _check_gaps(gaps):
     check_array("gaps", gaps, ndim=1)
     if np.any(np.asarray(gaps) < 0):
         raise InputError(f"gaps must be >= 0 (u = 1 - <q,k>), got min {np.min(gaps)!r}")
+
+
+class Truncation(eqx.Module):
+    """How far the nearest-m observables can be from those of all n keys (fields (B,)).
+
+    * ``dropped``: N e^{-beta (u_(m) - u_(1))} / Z_top, N = n - m: a sure upper bound on the
+      bulk's share of Z (each bulk key has e^{-beta u'} <= e^{-beta (u_(m) - u_(1))}), hence on
+      the relative error of Z (and of the max weight) when the bulk is left out (``bulk=False``).
+    * ``bulk_fraction``: the bulk's mean share of Z, N E[X_0] / Z.
+    * ``fluctuation``: the standard deviation of the bulk sum of e^{-beta u'} relative to Z,
+      sqrt(N Var X_0) / Z: the (1-sigma) relative error of Z when the bulk is replaced by its
+      mean (``fluctuation=False``); with ``fluctuation=True`` it is the size of the Gaussian term.
+    * ``clt``: Berry-Esseen bound (constant 0.4748, Shevtsova 2011) on the Kolmogorov distance
+      between the law of the bulk sum and its Gaussian: 0.4748 / (sigma sqrt(N)), using
+      0 <= X_0 e^{beta (u_(m) - u_(1))} <= 1 (so E|X - mu|^3 <= sigma^2 in those units); capped at 1.
+    * ``bound``: the headline error of Z relative to Z: ``dropped`` for ``bulk=False``;
+      min(dropped, fluctuation) for the mean only; min(dropped, fluctuation * clt) with the CLT
+      fluctuation. ``dropped`` is a sure bound; the other terms are 1-sigma error scales.
+      Quadrature errors (< 1e-12 relative in float64) are not included.
+    """
+
+    dropped: Float[Array, " B"]
+    bulk_fraction: Float[Array, " B"]
+    fluctuation: Float[Array, " B"]
+    clt: Float[Array, " B"]
+    bound: Float[Array, " B"]
+
+
+@functools.partial(
+    jax.jit, static_argnames=("n", "m", "top_k", "bulk", "fluctuation", "nodes", "dtype")
+)
+def _nearest_observables(law, key, betas, n, m, top_k, bulk, fluctuation, nodes, dtype):
+    a, b = (float(x) for x in law.gap_beta_params)
+    u, log_c, log_tail = nearest_sample(a, b, key, n, m, dtype)
+    state = Accumulator.init(betas, top_k=top_k, dtype=dtype).update(betas, u, jnp.ones((m,), bool))
+    z_top = state.z
+    n_bulk = float(n) - float(m)
+    zeros = jnp.zeros_like(z_top)
+    if n_bulk > 0:
+        d_gap = u[-1] - u[0]
+        dropped_abs = jnp.exp(math.log(n_bulk) - betas * d_gap)
+    else:
+        dropped_abs = zeros
+    if bulk and n_bulk > 0:
+        xi = jax.random.normal(jax.random.fold_in(key, 1), (4,), dtype) if fluctuation else None
+        sums, bulk_mean, bulk_sd, clt = bulk_sums(a, b, n_bulk, state.m, u[-1], log_c, log_tail, betas, xi, nodes)
+        state = state.add_sums(*sums)
+        z = state.z
+        fluct = bulk_sd / z
+        frac = bulk_mean / z
+        err = fluct * clt if fluctuation else fluct
+        bound = jnp.minimum(dropped_abs / z_top, err)
+    else:
+        frac = fluct = clt = zeros
+        bound = dropped_abs / z_top
+    trunc = Truncation(dropped=dropped_abs / z_top, bulk_fraction=frac, fluctuation=fluct, clt=clt, bound=bound)
+    return state.finish(betas), trunc
+
+
+def nearest_observables_with_bound(
+    law: KeyLaw,
+    key: PRNGKeyArray,
+    n: int,
+    betas: Float[Array, " B"],
+    *,
+    m: int = DEFAULT_M,
+    top_k: int = 5,
+    bulk: bool = True,
+    fluctuation: bool = True,
+    nodes: int = DEFAULT_NODES,
+) -> tuple[Observables, Truncation]:
+    """Observables of n keys from the m nearest (exact) plus the bulk, and a truncation bound.
+
+    The m nearest gaps are :func:`nearest_gaps` (same ``key``, so the same gaps). The n - m others
+    are i.i.d. from the gap law conditioned on u > u_(m); they enter the shifted sums of
+    :mod:`phasejax.observables` (u' = u - u_(1))
+
+        Z += N E[e^{-beta u'}] (+ fluctuation),  Z1 += N E[e^{-beta u'} u'],
+        Z2 += N E[e^{-beta u'} u'^2],            Q += N E[e^{-2 beta u'}],   N = n - m,
+
+    conditional expectations given u > u_(m) by quadrature (THEORY a). With ``fluctuation`` the
+    bulk sums get the CLT term sqrt(N) L xi, L L^T their conditional covariance (4 x 4, from the
+    same quadrature) and xi ~ N(0, I_4) drawn from ``key`` once for every beta (common random
+    numbers: each seed's curve stays smooth in beta). The fluctuation is what gives the
+    subcritical regime (beta << n^{2/alpha}, where the bulk carries most of Z) its seed-to-seed
+    spread, so it is on by default; it vanishes with the bulk itself near and above the critical
+    window (then ``Truncation.dropped`` is tiny and nothing from the bulk matters). The Gaussian is
+    accurate when many bulk keys contribute (``Truncation.clt`` small), which holds whenever the
+    bulk's share of Z is not small (it then involves >~ m keys). ``bulk=False``: the m nearest
+    alone, with the sure bound ``Truncation.dropped``.
+
+    Args:
+      law: a key law with a known gap CDF (UniformSphere, PowerLawCap, Subsphere).
+      key: PRNG key (one context); ``jax.vmap`` over it for seeds.
+      n: number of keys (static; any integer >= m, 1e15 written as a float is fine).
+      betas: inverse temperatures >= 0, (B,) or scalar.
+      m: keys drawn exactly (static, 1 <= m <= n). top_k: k of the top-k mass (k <= m).
+      bulk, fluctuation: as above. nodes: quadrature nodes per beta (static).
+
+    Returns:
+      (:class:`~phasejax.observables.Observables`, :class:`Truncation`), fields (B,).
+
+    >>> import jax, jax.numpy as jnp
+    >>> from phasejax.geometry import UniformSphere
+    >>> obs, tr = nearest_observables_with_bound(UniformSphere(3), jax.random.key(0), 10**12,
+    ...                                          jnp.array([1e10, 1e12]), m=64)
+    >>> bool(tr.bound[1] < 1e-6)
+    True
+    """
+    check_nearest_law(law, "nearest_observables")
+    n, m = check_n_m(n, m)
+    top_k = check_int("top_k", top_k, minimum=1)
+    if top_k > m:
+        raise InputError(f"top_k must be <= m (the top-k come from the m nearest), got top_k={top_k} > m={m}")
+    nodes = check_int("nodes", nodes, minimum=16)
+    check_betas(betas)
+    dtype = jnp.dtype(jnp.result_type(float))
+    return _nearest_observables(
+        law, key, _as_betas(betas, dtype), n, m, top_k, bool(bulk), bool(fluctuation), nodes, dtype
+    )
+
+
+def nearest_observables(
+    law: KeyLaw,
+    key: PRNGKeyArray,
+    n: int,
+    betas: Float[Array, " B"],
+    *,
+    m: int = DEFAULT_M,
+    top_k: int = 5,
+    bulk: bool = True,
+    fluctuation: bool = True,
+    nodes: int = DEFAULT_NODES,
+) -> Observables:
+    """Observables of n keys from ``law`` at cost O(m) independent of n (THEORY a).
+
+    The same fields and meaning as :func:`phasejax.observables.sampled_observables`; see
+    :func:`nearest_observables_with_bound` for the method and the truncation error.
+
+    >>> import jax, jax.numpy as jnp
+    >>> from phasejax.geometry import UniformSphere
+    >>> obs = nearest_observables(UniformSphere(3), jax.random.key(0), 10**15, jnp.array([0.0, 1e17]))
+    >>> round(float(obs.max_weight[0]) * 1e15, 6)  # beta = 0: uniform weights 1/n
+    1.0
+    """
+    return nearest_observables_with_bound(
+        law, key, n, betas, m=m, top_k=top_k, bulk=bulk, fluctuation=fluctuation, nodes=nodes
+    )[0]

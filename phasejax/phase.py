@@ -34,7 +34,6 @@ arrays, S schedules. Host-level functions return NumPy float64 and compute in fl
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import NamedTuple
 
@@ -42,42 +41,13 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ._checks import InputError, check_array, check_int, check_real
+from ._checks import InputError, check_array, check_int, check_lengths, check_real
+from .estimate.tail import estimate_tail, fit_score_tail
+from .laws.scores import GaussianScores
 from .schedules import SCHEDULE_NAMES, schedule_beta
+from .theory.regimes import CriticalWindow, critical_window, poisson_summary, predict_beta_peak
 
-__all__ = [
-    "CriticalWindow",
-    "GaussianScores",
-    "LawConstants",
-    "PhaseDiagram",
-    "ScoreTailFit",
-    "TailFromCDF",
-    "TailPoint",
-    "critical_window",
-    "fit_score_tail",
-    "kappa_star_over_h",
-    "law_constants",
-    "leaves_window_at",
-    "measured_peak",
-    "phase_diagram",
-    "plot_phase_diagram",
-    "poisson_summary",
-    "predict_beta_peak",
-    "predict_beta_peak_from_scores",
-    "schedule_table",
-    "tail_at_quantile",
-]
-
-
-def _ns(n, name="n"):
-    arr = np.atleast_1d(np.asarray(n, dtype=np.float64))
-    check_array(name, arr, ndim=1)
-    if np.any(arr < 1):
-        raise InputError(f"{name} must be >= 1 (numbers of keys), got min {arr.min()!r}")
-    return arr
-
-
-# =========================================================================== key-law constants
+__all__ = ['LawConstants', 'law_constants', 'PhaseDiagram', 'phase_diagram', 'schedule_betas', 'schedule_table', 'leaves_window_at', 'measured_peak']
 
 
 class LawConstants(NamedTuple):
@@ -96,8 +66,8 @@ class LawConstants(NamedTuple):
 def law_constants(law=None, *, d=None, alpha=None, C=None, keys=None, query=None, scores=None, k=None):
     """(alpha, C) of a key law, from exactly one of: a ``KeyLaw``; ``d`` (uniform S^{d-1});
     ``alpha`` (with ``C``, default the PowerLawCap value, on S^{d-1} if ``d`` is given too);
-    empirical ``keys`` with a ``query`` (``phasejax.estimate.estimate_tail`` when present, else
-    the Hill estimate of :class:`phasejax.geometry.Empirical`, k smallest gaps); or a row of
+    empirical ``keys`` with a ``query`` (:func:`phasejax.estimate.estimate_tail`: pooled Hill with a
+    goodness-of-fit choice of k); or a row of
     ``scores`` (logits; generalised-Pareto tail fit, see :func:`fit_score_tail`; the gap is
     then the distance below the fitted upper endpoint, in the scores' units, so beta multiplies
     those scores).
@@ -116,18 +86,8 @@ def law_constants(law=None, *, d=None, alpha=None, C=None, keys=None, query=None
     if keys is not None:
         if query is None:
             raise InputError("law_constants: keys need a query (the gaps are measured from it)")
-        try:  # the fuller estimator (pooled Hill with goodness of fit), when it is installed
-            from .estimate import estimate_tail
-        except ImportError:
-            estimate_tail = None
-        if estimate_tail is not None:
-            fit = estimate_tail(keys, query)[0]
-            return LawConstants(float(fit.alpha), float(fit.C), float(fit.alpha_se),
-                                f"estimate_tail(Hill, k={fit.k})")
-        from .geometry import Empirical
-
-        emp = Empirical(keys, query, k=k)
-        return LawConstants(float(emp.alpha), float(emp.C), float(emp.alpha_se), f"Empirical(Hill, k={emp.k})")
+        fit = estimate_tail(keys, query)[0]
+        return LawConstants(float(fit.alpha), float(fit.C), float(fit.alpha_se), f"estimate_tail(Hill, k={fit.k})")
     if scores is not None:
         fit = fit_score_tail(scores, k=k)
         if not fit.xi < 0:
@@ -139,12 +99,12 @@ def law_constants(law=None, *, d=None, alpha=None, C=None, keys=None, query=None
         return LawConstants(2.0 * h, fit.C, 2.0 * fit.h_se, f"scores(GPD tail, k={fit.k})")
     if alpha is not None:
         alpha = check_real("alpha", alpha, positive=True)
-        c = theory.C(d, alpha=alpha) if C is None else check_real("C", C, positive=True)
+        c = theory.gap_constant(d, alpha=alpha) if C is None else check_real("C", C, positive=True)
         src = f"alpha={alpha:g}, C={c:.6g}" + ("" if d is None else f", d={d}")
         return LawConstants(alpha, float(c), 0.0, src)
     if d is not None:
         d = check_int("d", d, minimum=2)
-        return LawConstants(float(d - 1), float(theory.C(d)), 0.0, f"UniformSphere(d={d})")
+        return LawConstants(float(d - 1), float(theory.gap_constant(d)), 0.0, f"UniformSphere(d={d})")
     raise InputError("law_constants: give a law, d, alpha (and C), keys (and query) or scores")
 
 
@@ -154,137 +114,6 @@ def _law_name(law) -> str:
         extra = f", alpha={law.alpha:g}" if name == "PowerLawCap" else ""
         return f"{name}(d={law.d}{extra})"
     return name
-
-
-# =========================================================================== Poisson-limit summaries
-
-
-@functools.cache
-def _vmapped_summary(h: float):
-    from .theory import poisson_expected_entropy, poisson_expected_max_weight, poisson_expected_sum_w2
-
-    def one(rho):
-        return (poisson_expected_max_weight(h, rho), poisson_expected_entropy(h, rho),
-                poisson_expected_sum_w2(h, rho))
-
-    return jax.jit(jax.vmap(one))
-
-
-_LOG_RHO_MAX = 600.0
-
-
-def poisson_summary(alpha: float, C: float, lam) -> dict:  # noqa: N803
-    """Poisson-limit E[max weight], effective keys exp(E H) and 1/E sum w^2 at lambda (THEORY c).
-
-    rho = C lambda^{-h}, h = alpha/2. ``lam`` of any shape (> 0); float64 arrays of that shape.
-    log rho is clipped to [-600, 600] (there E[max weight] is 1 or 0 to double precision);
-    ``clipped`` marks those entries. These are n = infinity values: at fixed n they hold when the
-    effective keys are << n (deep subcritical, exp(E H) > n means the n keys are all used: read
-    ``theory.effective_keys_limit`` instead).
-
-    >>> s = poisson_summary(2.0, 0.5, 1.0)
-    >>> round(float(s["E_max_weight"]), 6)
-    0.729488
-    """
-    alpha = check_real("alpha", alpha, positive=True)
-    C = check_real("C", C, positive=True)  # noqa: N806
-    lam = np.asarray(lam, dtype=np.float64)
-    if np.any(~np.isfinite(lam)) or np.any(lam <= 0):
-        raise InputError("lam must be finite and > 0")
-    h = alpha / 2.0
-    log_rho = math.log(C) - h * np.log(lam)
-    clipped = np.abs(log_rho) > _LOG_RHO_MAX
-    lr = np.clip(log_rho, -_LOG_RHO_MAX, _LOG_RHO_MAX).ravel()
-    size = lr.size
-    pad = -size % 128  # one compiled shape per h (multiples of 128)
-    rho = np.exp(np.concatenate([lr, np.zeros(pad)]))
-    with jax.enable_x64(True):
-        f = _vmapped_summary(h)
-        parts = [f(jnp.asarray(rho[i : i + 128], jnp.float64)) for i in range(0, rho.size, 128)]
-    ew, eh, s2 = (np.concatenate([np.asarray(p[j], np.float64) for p in parts])[:size] for j in range(3))
-    shape = lam.shape
-    return {
-        "lambda": lam,
-        "rho": np.exp(log_rho),
-        "E_max_weight": ew.reshape(shape),
-        "effective_keys": np.exp(eh).reshape(shape),
-        "inv_sum_w2": np.divide(1.0, s2, out=np.full_like(s2, np.inf), where=s2 > 0).reshape(shape),
-        "clipped": clipped,
-    }
-
-
-# =========================================================================== critical window
-
-
-class CriticalWindow(NamedTuple):
-    """The Poisson-limit critical window: chi >= level * chi_max, as lambda/lambda* in [lo, hi]."""
-
-    lambda_star: float
-    lo: float  # lambda/lambda* at the lower edge
-    hi: float  # lambda/lambda* at the upper edge
-    E_lo: float  # E[max weight] at the edges and at the peak
-    E_hi: float
-    E_star: float
-    chi_max: float
-    level: float
-    h: float
-    C: float
-    definition: str
-
-
-@functools.cache
-def _window_cached(h: float, C: float, level: float):  # noqa: N803
-    from .theory import lambda_star, poisson_expected_max_weight
-
-    ls = lambda_star(alpha=2 * h, C=C)
-    span = max(3.0, 3.0 / h)
-    x = np.linspace(-span, span, 49)  # log(lambda/lambda*); the window lies well inside
-    log_rho = math.log(ls.rho_star) - h * x
-
-    def chi_of(lr):  # chi = dE/dlog lambda = -h dE/dlog rho
-        return -h * jax.jvp(lambda y: poisson_expected_max_weight(h, jnp.exp(y)), (lr,), (jnp.ones_like(lr),))[1]
-
-    with jax.enable_x64(True):
-        f = jax.jit(jax.vmap(lambda lr: (poisson_expected_max_weight(h, jnp.exp(lr)), chi_of(lr))))
-        ew, chi = (np.asarray(v, np.float64) for v in f(jnp.asarray(log_rho, jnp.float64)))
-    cmax = ls.chi_max
-    inside = chi >= level * cmax
-    i0 = int(np.argmax(inside))
-    i1 = len(x) - 1 - int(np.argmax(inside[::-1]))
-    if i0 == 0 or i1 == len(x) - 1:
-        raise InputError(f"critical_window: the half-maximum is outside the scanned range for h = {h}")
-    from scipy.interpolate import CubicSpline
-    from scipy.optimize import brentq
-
-    chi_s, ew_s = CubicSpline(x, chi), CubicSpline(x, ew)
-    xl = brentq(lambda v: float(chi_s(v)) - level * cmax, x[i0 - 1], x[i0], xtol=1e-12)
-    xh = brentq(lambda v: float(chi_s(v)) - level * cmax, x[i1], x[i1 + 1], xtol=1e-12)
-    el, eh = float(ew_s(xl)), float(ew_s(xh))
-    return CriticalWindow(
-        ls.lambda_star, math.exp(xl), math.exp(xh), float(el), float(eh), ls.E_max_weight, cmax, level, h, C,
-        f"Poisson-limit chi = dE[max weight]/dlog lambda >= {level:g} chi_max",
-    )
-
-
-def critical_window(alpha: float, C: float, *, level: float = 0.5) -> CriticalWindow:  # noqa: N803
-    """The critical window of the Poisson limit: chi(lambda) >= level chi_max (default: FWHM).
-
-    chi = d E[W_(1)]/d log lambda with E[W_(1)] at rho = C lambda^{-h} (THEORY c); the edges are
-    found by a cubic spline through 49 points in log(lambda/lambda*) (relative error of lo/hi
-    ~ 1e-4), chi by ``jax.jvp`` of the theory quadrature. Only the position (lambda*)
-    depends on C; lo, hi and E at the edges depend on h = alpha/2 only.
-
-    >>> w = critical_window(2.0, 0.5)
-    >>> 0.1 < w.lo < 1 < w.hi < 10
-    True
-    """
-    alpha = check_real("alpha", alpha, positive=True)
-    C = check_real("C", C, positive=True)  # noqa: N806
-    level = check_real("level", level, minimum=0.01, maximum=0.99)
-    return _window_cached(alpha / 2.0, C, level)
-
-
-# =========================================================================== phase diagram
 
 
 class PhaseDiagram(NamedTuple):
@@ -310,7 +139,7 @@ def phase_diagram(constants: LawConstants, n, beta, *, level: float = 0.5) -> Ph
     >>> pd.E_max_weight.shape
     (3, 2)
     """
-    n = _ns(n)
+    n = check_lengths("n", n)
     beta = np.atleast_1d(np.asarray(beta, np.float64))
     check_array("beta", beta, ndim=1)
     if np.any(beta <= 0):
@@ -327,10 +156,7 @@ def phase_diagram(constants: LawConstants, n, beta, *, level: float = 0.5) -> Ph
     return PhaseDiagram(n, beta, E, bp, win.lo * bp, win.hi * bp, win, constants)
 
 
-# =========================================================================== schedules on the diagram
-
-
-def _schedule_betas(name, n, params):
+def schedule_betas(name, n, params):
     with jax.enable_x64(True):
         return np.asarray(schedule_beta(name, jnp.asarray(n, jnp.float64), **params), np.float64)
 
@@ -352,14 +178,14 @@ def schedule_table(constants: LawConstants, n, *, schedules=SCHEDULE_NAMES, leve
     S^{d-1}) ``effective_keys_subcritical`` adds the fixed-beta Kish value n/R(beta) of THEORY b
     (``theory.effective_keys_limit``), valid for beta << n^{2/(d-1)}.
     """
-    n = _ns(n)
+    n = check_lengths("n", n)
     a, c = constants.alpha, constants.C
     win = critical_window(a, c, level=level)
     params = dict(params)
     params.setdefault("alpha", a)
     if params.get("critical_lambda") is None:
         params["critical_lambda"] = win.lambda_star
-    betas = np.stack([_schedule_betas(s, n, params) for s in schedules])
+    betas = np.stack([schedule_betas(s, n, params) for s in schedules])
     lam = betas / n[None, :] ** (2.0 / a)
     summ = poisson_summary(a, c, lam)
     ratio = lam / win.lambda_star
@@ -369,7 +195,7 @@ def schedule_table(constants: LawConstants, n, *, schedules=SCHEDULE_NAMES, leve
         summ[key] = np.where(valid, summ[key], np.nan)
     extra = {}
     if d is not None:
-        from .theory import effective_keys_limit
+        from .theory.sphere import effective_keys_limit
 
         with jax.enable_x64(True):
             extra["effective_keys_subcritical"] = np.asarray(
@@ -412,7 +238,7 @@ def leaves_window_at(constants: LawConstants, name: str, *, n_min: float, n_max:
 
     def ratio(nn):
         nn = np.atleast_1d(np.asarray(nn, np.float64))
-        return _schedule_betas(name, nn, params) / nn ** (2.0 / a) / win.lambda_star
+        return schedule_betas(name, nn, params) / nn ** (2.0 / a) / win.lambda_star
 
     def inside(r):
         return (r >= win.lo) & (r <= win.hi)
@@ -435,319 +261,12 @@ def leaves_window_at(constants: LawConstants, name: str, *, n_min: float, n_max:
     return None, None
 
 
-def plot_phase_diagram(pd: PhaseDiagram, path: str, *, schedules: dict | None = None, leaves: dict | None = None,
-                       extra: dict | None = None, title: str | None = None) -> str:
-    """Save the phase diagram (log-log n, beta; colour E[max weight]) with schedule curves.
-
-    ``schedules``: name -> beta(n) on ``pd.n``; ``leaves``: name -> (n_leave, beta there) marked
-    with an x; ``extra``: label -> (n, beta) drawn as points (e.g. exact finite-n peaks,
-    predictor values).
-    """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from . import io
-
-    fig, ax = plt.subplots(figsize=(7.2, 5.2))
-    mesh = ax.pcolormesh(pd.n, pd.beta, pd.E_max_weight, shading="auto", cmap="magma", vmin=0.0, vmax=1.0)
-    cb = fig.colorbar(mesh, ax=ax)
-    cb.set_label("E[max weight], Poisson limit (n = inf)")
-    w = pd.window
-    ax.plot(pd.n, pd.beta_peak, "w-", lw=2, label=f"$\\beta_{{peak}} = \\lambda^* n^{{2/\\alpha}}$, "
-            f"$\\lambda^*$={w.lambda_star:.4g}")
-    ax.fill_between(pd.n, pd.window_lo, pd.window_hi, color="white", alpha=0.18,
-                    label=f"window: $\\chi \\geq \\chi_{{max}}/2$ ({w.lo:.2f}-{w.hi:.2f} $\\lambda^*$)")
-    ax.plot(pd.n, pd.window_lo, "w:", lw=1)
-    ax.plot(pd.n, pd.window_hi, "w:", lw=1)
-    colors = plt.cm.tab10(np.arange(10))
-    for i, (name, b) in enumerate((schedules or {}).items()):
-        ax.plot(pd.n, b, "-", color=colors[i % 10], lw=1.6, label=name)
-        nl = (leaves or {}).get(name)
-        if nl is not None and nl[0] is not None:
-            ax.plot([nl[0]], [nl[1]], "x", color=colors[i % 10], ms=10, mew=2.5)
-    for j, (label, (nn, bb)) in enumerate((extra or {}).items()):
-        ax.plot(nn, bb, "o" if j == 0 else "s", mfc="none", color="cyan" if j == 0 else "lime", ms=6, label=label)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlim(pd.n.min(), pd.n.max())
-    ax.set_ylim(pd.beta.min(), pd.beta.max())
-    ax.set_xlabel("context length n (keys the query can see)")
-    ax.set_ylabel("$\\beta$ (multiplies the cosine $\\langle q,k\\rangle$)")
-    c = pd.constants
-    ax.set_title(title or f"{c.source}: alpha={c.alpha:g}, C={c.C:.4g}  (x: leaves the window)", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left")
-    return io.save_figure(fig, path)
-
-
-# =========================================================================== the universal predictor
-
-
-class TailPoint(NamedTuple):
-    """The gap law at its 1/n quantile: u* (F(u*) = 1/n), hazard f(u*)/F(u*), local exponent u* f/F.
-
-    For score laws without an endpoint (:class:`GaussianScores`) ``u_star`` is the threshold score
-    t* - mean (P(score > t*) = 1/n) and ``h_local`` is infinity."""
-
-    n: float
-    u_star: float
-    hazard: float
-    h_local: float
-
-
-class GaussianScores(NamedTuple):
-    """Scores i.i.d. N(mean, sigma^2) (THEORY h, the random energy model). The gap is the distance
-    below any fixed level; the upper tail has no endpoint (h = infinity): the Gumbel domain."""
-
-    sigma: float = 1.0
-    mean: float = 0.0
-
-    @property
-    def h(self) -> float:
-        return math.inf
-
-    def tail_point(self, n) -> TailPoint:
-        """t* = sigma Phi^{-1}(1 - 1/n); hazard phi(z)/(sigma Q(z)), z = t*/sigma, in log space."""
-        from scipy import special as sps
-
-        sigma = check_real("sigma", self.sigma, positive=True)
-        n = float(n)
-        z = -sps.ndtri(1.0 / n)
-        hz = math.exp(-0.5 * z * z - 0.5 * math.log(2 * math.pi) - sps.log_ndtr(-z)) / sigma
-        return TailPoint(n, z * sigma, hz, math.inf)  # u_star: the threshold score t* - mean
-
-    def sample(self, key, shape, dtype=None):
-        return self.mean + self.sigma * jax.random.normal(key, shape, dtype or jnp.result_type(float))
-
-
-class TailFromCDF(NamedTuple):
-    """Any gap law given by its log CDF and log density on (0, u_max) (host callables, float64).
-
-    ``h``: the exponent used in kappa*(h)/h (the law's local exponent at 0; math.inf for a
-    Gumbel-type tail). The 1/n quantile is found by Brent's method on log F(u) = -log n.
-    """
-
-    log_cdf: object
-    log_density: object
-    h: float
-    u_max: float = 2.0
-
-    def tail_point(self, n) -> TailPoint:
-        from scipy.optimize import brentq
-
-        target = -math.log(float(n))
-        lo, hi = self.u_max * 1e-300, self.u_max
-        u = brentq(lambda v: float(self.log_cdf(v)) - target, lo, hi, xtol=1e-300, rtol=1e-14, maxiter=500)
-        hz = math.exp(float(self.log_density(u)) - target)
-        return TailPoint(float(n), u, hz, u * hz)
-
-
-def _beta_gap_tail_point(a: float, b: float, n: float) -> TailPoint:
-    """u/2 ~ Beta(a, b): u* = 2 I^{-1}(1/n), polished in log space (full relative precision)."""
-    from scipy import special as sps
-
-    p = 1.0 / n
-    lb = math.lgamma(a) + math.lgamma(b) - math.lgamma(a + b)
-    x = float(sps.betaincinv(a, b, p))
-    if x <= 0:  # underflow: the small-x series x^a/(a B(a,b)) = p
-        x = math.exp((math.log(p) + math.log(a) + lb) / a)
-    for _ in range(4):
-        lf = math.log(sps.betainc(a, b, x))
-        ld = (a - 1) * math.log(x) + (b - 1) * math.log1p(-x) - lb
-        x = min(max(x - (lf - math.log(p)) * math.exp(lf - ld), 1e-300), 1.0)
-    ld = (a - 1) * math.log(x) + (b - 1) * math.log1p(-x) - lb
-    hz = math.exp(ld - math.log(p)) / 2.0  # f_u(u) = f_x(u/2)/2, F = p
-    u = 2.0 * x
-    return TailPoint(n, u, hz, u * hz)
-
-
-def tail_at_quantile(law, n) -> TailPoint:
-    """The gap law of ``law`` at its 1/n quantile: u*, the hazard f(u*)/F(u*), and u* f/F.
-
-    ``law``: a :class:`phasejax.geometry.BetaGapLaw` (UniformSphere, PowerLawCap, Subsphere; exact
-    incomplete-Beta inverse), :class:`GaussianScores`, :class:`TailFromCDF`, or anything with a
-    ``tail_point(n)`` method. For F = C u^h the hazard is h/u* exactly.
-
-    >>> from phasejax.geometry import UniformSphere
-    >>> tp = tail_at_quantile(UniformSphere(3), 1e4)
-    >>> round(tp.u_star, 12), round(tp.hazard, 6)
-    (0.0002, 5000.0)
-    """
-    n = check_real("n", n, minimum=1.0)
-    if hasattr(law, "gap_beta_params"):
-        a, b = law.gap_beta_params
-        return _beta_gap_tail_point(float(a), float(b), n)
-    if hasattr(law, "tail_point"):
-        return law.tail_point(n)
-    raise InputError(f"law must be a BetaGapLaw, GaussianScores, TailFromCDF or have tail_point(n); got {law!r}")
-
-
-_KAPPA_H_MAX = 64.0
-
-
-@functools.cache
-def kappa_star_over_h(h: float) -> float:
-    """kappa*(h)/h, kappa*(h) = lambda* C^{-1/h} = rho*(h)^{-1/h} (the peak for mean measure z^h).
-
-    From ``theory.lambda_star(alpha=2h, C=1)``. h = inf (Gaussian / Gumbel tails) gives the
-    random-energy limit 1 (the peak sits at the freezing point m = beta_c/beta = 1, THEORY h).
-    For h > 64 the Poisson quadrature's rho* underflows (rho* ~ e^{-h log h}); there the limit 1
-    is used (the computed values are 0.979, 0.994, 1.005 at h = 16, 31.5, 64).
-
-    >>> round(kappa_star_over_h(1.0), 6)  # lambda*(d=3) / C_3 = 0.3814472 / 0.5
-    0.762894
-    """
-    h = float(h)
-    if math.isinf(h) or h > _KAPPA_H_MAX:
-        if h <= 0:
-            raise InputError(f"h must be > 0, got {h!r}")
-        return 1.0
-    h = check_real("h", h, positive=True)
-    from .theory import lambda_star
-
-    return lambda_star(alpha=2.0 * h, C=1.0).lambda_star / h
-
-
-def _resolve_h(law, h, tp: TailPoint) -> float:
-    if h is None:
-        if hasattr(law, "gap_beta_params"):
-            return float(law.alpha) / 2.0
-        return float(getattr(law, "h", math.inf))
-    if h == "local":
-        return tp.h_local
-    return check_real("h", h, positive=True) if not (isinstance(h, float) and math.isinf(h)) else h
-
-
-def predict_beta_peak(n, law, *, h=None) -> np.ndarray:
-    """The universal predictor beta_peak(n) ~ (kappa*(h)/h) f(u*)/F(u*), F(u*) = 1/n (THEORY h).
-
-    ``h``: None (the law's local exponent at the query, alpha/2; infinity for Gaussian scores),
-    ``"local"`` (the exponent u* f(u*)/F(u*) of the law *at* u*), or a number. Returns a float64
-    array of the shape of ``n``. Reduces to lambda* n^{2/alpha} for F = C u^h and to the upper-tail
-    hazard at the 1/n quantile (~ sqrt(2 log n)/sigma) for Gaussian scores.
-
-    >>> from phasejax.geometry import UniformSphere
-    >>> round(float(predict_beta_peak(1e4, UniformSphere(3))) / 1e4, 6)  # lambda*(3) n
-    0.381447
-    """
-    ns = _ns(n)
-    out = []
-    for nn in ns:
-        tp = tail_at_quantile(law, nn)
-        hh = _resolve_h(law, h, tp)
-        out.append(kappa_star_over_h(round(hh, 6) if math.isfinite(hh) else hh) * tp.hazard)
-    res = np.array(out)
-    return res.reshape(np.shape(n)) if np.ndim(n) else res[0]
-
-
-class ScoreTailFit(NamedTuple):
-    """Generalised-Pareto fit of the top-k excesses of a row of scores over x_(k+1).
-
-    P(X > t + y | X > t) = (1 + xi y/sigma)^{-1/xi}; xi < 0: an upper endpoint t + sigma/|xi| and
-    local exponent h = -1/xi; xi >= 0: no endpoint (h = inf; xi = 0 is the Gumbel domain).
-    """
-
-    xi: float
-    sigma: float
-    threshold: float
-    k: int
-    N: int  # noqa: N815
-    h: float
-    h_se: float
-    C: float  # P(gap <= u) ~ C u^h for the gap below the endpoint (nan if xi >= 0)
-
-    def tail_point(self, n) -> TailPoint:
-        """u* and the hazard at the 1/n quantile of the fitted tail (n >= N/k, else extrapolating down)."""
-        n = float(n)
-        q = n * self.k / self.N  # S(t + y*) = (k/N)(1 + xi y/sigma)^{-1/xi} = 1/n
-        if q < 1:
-            raise InputError(
-                f"n = {n:g} puts the 1/n quantile below the fitted tail (needs n >= N/k = {self.N / self.k:g}); "
-                "pass a larger k"
-            )
-        hz = 1.0 / (self.sigma * q**self.xi)
-        if self.xi < 0:
-            u = self.sigma * q**self.xi / (-self.xi)  # distance below the endpoint
-        else:
-            u = math.nan
-        return TailPoint(n, u, hz, self.h)
-
-
-def fit_score_tail(scores, *, k: int | None = None, endpoint: float | None = None) -> ScoreTailFit:
-    """Fit the upper tail of a row of scores (e.g. one query's attention logits) by a GPD.
-
-    The k largest scores' excesses over the (k+1)-th are fitted by maximum likelihood
-    (``scipy.stats.genpareto``, location 0). Default k = max(20, round(2 sqrt(N))) capped at N-1.
-    se(h) ~ h/sqrt(k) (the Hill-estimator rate; the GPD MLE is irregular for xi <= -1/2).
-    With ``endpoint`` known (cosines of unit vectors: 1) the gaps u = endpoint - x are fitted by
-    Hill instead (P(u <= s) ~ C s^h), which is far less noisy: without it the distance of the top
-    scores to the endpoint must itself be extrapolated from one row.
-
-    >>> import numpy as np
-    >>> fit = fit_score_tail(1.0 - 2.0 * np.random.default_rng(0).uniform(size=20000))  # d = 3 cosines
-    >>> 0.7 < fit.h < 1.4
-    True
-    """
-    from scipy import stats
-
-    x = np.asarray(scores, np.float64).ravel()
-    check_array("scores", x, ndim=1)
-    N = x.size  # noqa: N806
-    if N < 30:
-        raise InputError(f"scores needs at least 30 values for a tail fit, got {N}")
-    k = max(20, int(round(2 * math.sqrt(N)))) if k is None else check_int("k", k, minimum=10)
-    k = min(k, N - 1)
-    xs = np.sort(x)[::-1]
-    t = xs[k]
-    y = xs[:k] - t
-    if not np.any(y > 0):
-        raise InputError("scores: the top-k scores are all equal; the tail cannot be fitted")
-    if endpoint is not None:  # known upper endpoint (cosines: 1): Hill on the gaps u = endpoint - x
-        endpoint = check_real("endpoint", endpoint)
-        u = endpoint - xs[: k + 1]
-        if np.any(u <= 0):
-            raise InputError(f"endpoint = {endpoint!r} must exceed every score (max {xs[0]!r})")
-        h = 1.0 / float(np.mean(np.log(u[k] / u[:k])))
-        c = (k / N) * u[k] ** (-h)
-        # the same tail written as a GPD over the threshold t = x_(k+1): xi = -1/h, sigma = u_(k+1)/h
-        return ScoreTailFit(-1.0 / h, float(u[k]) / h, float(t), k, N, h, h / math.sqrt(k), float(c))
-    xi, _, sigma = stats.genpareto.fit(y, floc=0.0)
-    xi, sigma = float(xi), float(sigma)
-    if xi < 0:
-        h = -1.0 / xi
-        h_se = h / math.sqrt(k)  # the Hill-estimator se of the endpoint exponent (GPD MLE is irregular at xi <= -1/2)
-        c = (k / N) * (-xi / sigma) ** h
-    else:
-        h, h_se, c = math.inf, math.nan, math.nan
-    return ScoreTailFit(xi, sigma, float(t), k, N, h, h_se, c)
-
-
-def predict_beta_peak_from_scores(scores, n=None, *, k: int | None = None,
-                                  endpoint: float | None = None) -> tuple[float, ScoreTailFit]:
-    """The predictor from an empirical row of scores: (beta_peak estimate, the tail fit).
-
-    beta_peak(n) ~ (kappa*(h)/h) f/F at the 1/n quantile of the fitted GPD tail, with h = -1/xi
-    (xi < 0) or infinity (xi >= 0). ``n`` defaults to the row length N; ``endpoint``: a known upper
-    bound of the scores (1 for cosines), see :func:`fit_score_tail`. beta multiplies the scores
-    as given (for cosines it is the DESIGN beta; for logits it is a factor on top of them).
-    """
-    fit = fit_score_tail(scores, k=k, endpoint=endpoint)
-    n = fit.N if n is None else check_real("n", n, minimum=1.0)
-    tp = fit.tail_point(n)
-    h = fit.h if math.isinf(fit.h) else round(fit.h, 3)
-    return kappa_star_over_h(h) * tp.hazard, fit
-
-
-# =========================================================================== measured peaks
-
-
 def measured_peak(law, n: int, *, key, seeds: int = 128, grid=None, m: int | None = None):
     """The susceptibility peak of E[max weight] measured on simulated contexts (DESIGN pipeline).
 
     BetaGapLaw: ``scaling.nearest_gap_samples`` (m nearest of n; m from ``scaling.choose_m``
     unless given) -> ``gap_curve('max_weight')`` -> ``transition.find_peak``. GaussianScores: all n
-    scores per context, gaps = max - score (softmax is shift invariant). ``grid``: log-beta
+    energies per context, shifted by their minimum (softmax is shift invariant). ``grid``: log-beta
     bracket (default log(prediction) + linspace(-1, 1, 13)). Returns the
     :class:`phasejax.transition.Peak` (``beta``, ``beta_se``).
     """
@@ -761,9 +280,9 @@ def measured_peak(law, n: int, *, key, seeds: int = 128, grid=None, m: int | Non
         guess = float(predict_beta_peak(n, law))
         grid = math.log(guess) + np.linspace(-1.0, 1.0, 13)
     grid = jnp.asarray(np.asarray(grid, np.float64), dtype)
-    if isinstance(law, GaussianScores):
-        s = law.sample(key, (seeds, n), dtype)
-        gaps = jnp.max(s, axis=1, keepdims=True) - s
+    if isinstance(law, GaussianScores):  # all n energies of each context, shifted to a minimum of 0
+        gaps = nearest_gap_samples(law, key, n, n, seeds=seeds, sampler="exact")
+        gaps = gaps - jnp.min(gaps, axis=1, keepdims=True)
     else:
         lam_min = float(jnp.exp(grid[0])) / n ** (2.0 / law.alpha)
         mm = choose_m(law, n, lam_min) if m is None else min(check_int("m", m, minimum=1), n)

@@ -28,25 +28,12 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._checks import InputError, check_array, check_int, check_option, check_real
-from .geometry import KeyLaw
+from .laws.base import KeyLaw
 from .observables import OBSERVABLE_NAMES, _gap_observables
-from .sweep import choose_sampler
+from .runtime.ensemble import choose_sampler
 from .transition import Peak, find_peak
 
-__all__ = [
-    "PowerLawFit",
-    "fit_power_law",
-    "nearest_gap_samples",
-    "choose_m",
-    "gap_curve",
-    "truncation_bound",
-    "ScalingResult",
-    "scaling_scan",
-    "default_lambda_range",
-]
-
-
-# --------------------------------------------------------------------------- fits
+__all__ = ['PowerLawFit', 'fit_power_law', 'choose_m', 'nearest_gap_samples', 'gap_curve', 'truncation_bound', 'default_lambda_range', 'ScalingResult', 'scaling_scan']
 
 
 class PowerLawFit(eqx.Module):
@@ -84,16 +71,18 @@ class PowerLawFit(eqx.Module):
 
 
 def fit_power_law(
-    n, y, y_se, *, finite_size_omega: float | None = None, scale_by_chi2: bool = False
+    n, y, y_se=None, *, finite_size_omega: float | None = None, scale_by_chi2: bool = False
 ) -> PowerLawFit:
     """Fit log y = a + b log n [+ c n^{-omega}] by weighted least squares.
 
     Args:
       n: context lengths (N,).
       y: positive values, e.g. beta_peak(n) (N,).
-      y_se: their standard errors (N,), > 0; the weight of a point is (y/y_se)^2.
+      y_se: their standard errors (N,), > 0; the weight of a point is (y/y_se)^2. ``None``: ordinary
+        least squares (unit weights in log y), the standard errors from the scatter about the line
+        (``birge`` = sqrt(chi2/dof), 0 for an exact fit).
       finite_size_omega: if given, add the correction term c n^{-omega} (e.g. omega = 2/alpha,
-        the order of the curvature correction of THEORY c), fitted linearly with a and b.
+        the order of the curvature correction of docs/theory.md §c), fitted linearly with a and b.
       scale_by_chi2: multiply the standard errors by the Birge ratio max(1, sqrt(chi2/dof)), the
         usual remedy when the scatter shows the stated errors to be too small (``birge`` records it).
 
@@ -104,7 +93,8 @@ def fit_power_law(
     """
     n = np.asarray(n, np.float64)
     y = np.asarray(y, np.float64)
-    y_se = np.asarray(y_se, np.float64)
+    ols = y_se is None
+    y_se = y if ols else np.asarray(y_se, np.float64)
     for name, v in (("n", n), ("y", y), ("y_se", y_se)):
         check_array(name, v, ndim=1)
     if not (n.shape == y.shape == y_se.shape):
@@ -126,18 +116,18 @@ def fit_power_law(
     resid = ly - design @ coef
     chi2 = float(np.sum(w * resid**2))
     dof = int(n.size - k)
-    birge = max(1.0, math.sqrt(chi2 / dof)) if (scale_by_chi2 and dof > 0) else 1.0
+    if ols:
+        birge = math.sqrt(chi2 / dof) if dof > 0 else 0.0
+    else:
+        birge = max(1.0, math.sqrt(chi2 / dof)) if (scale_by_chi2 and dof > 0) else 1.0
     se = np.sqrt(np.diag(cov)) * birge
     cov = cov * birge**2
     return PowerLawFit(
         a=float(coef[0]), b=float(coef[1]), a_se=float(se[0]), b_se=float(se[1]), cov=cov, chi2=chi2,
-        dof=int(n.size - k),
+        dof=dof,
         c=None if k == 2 else float(coef[2]), c_se=None if k == 2 else float(se[2]),
         omega=finite_size_omega, birge=birge,
     )
-
-
-# --------------------------------------------------------------------------- nearest gaps
 
 
 def choose_m(law: KeyLaw, n: int, lambda_min: float, *, tail_tol: float = 1e-7, m_max: int = 1 << 20) -> int:
@@ -202,10 +192,10 @@ def nearest_gap_samples(
     sampler = choose_sampler(law, n, sampler)
     keys = jax.random.split(key, seeds)
     if devices is not None or checkpoint is not None or jax.process_count() > 1:
-        from .distributed import run_seeds
+        from .runtime.devices import run_seeds
 
         if sampler == "nearest":
-            from .extreme import nearest_gaps
+            from .laws.nearest import nearest_gaps
 
             near = getattr(law, "nearest_gaps", None) or functools.partial(nearest_gaps, law)
             return run_seeds(lambda k: near(k, n, m), keys, devices=devices, checkpoint=checkpoint,
@@ -213,7 +203,7 @@ def nearest_gap_samples(
         return run_seeds(lambda k: _top_m_one(law, k, n, m), keys, devices=devices, batch=max(1, (1 << 25) // n),
                          checkpoint=checkpoint, cell_seeds=cell_seeds, prefix=prefix)
     if sampler == "nearest":
-        from .extreme import nearest_gaps
+        from .laws.nearest import nearest_gaps
 
         near = getattr(law, "nearest_gaps", None) or functools.partial(nearest_gaps, law)
         return jax.vmap(lambda k: near(k, n, m))(keys)
@@ -250,14 +240,11 @@ def truncation_bound(gaps: Float[Array, "S m"], n: int, betas) -> Float[Array, "
     return jnp.max(float(n - m) * jnp.exp(-b[None, :] * spread[:, None]), axis=0)
 
 
-# --------------------------------------------------------------------------- the scan
-
-
 def default_lambda_range(law: KeyLaw) -> tuple[float, float]:
     """lambda*/8 .. 8 lambda* with lambda* of the law's (alpha, C) in the Poisson limit (THEORY d);
     (0.05, 5) when the theory is unavailable for the law."""
     try:
-        from .theory import lambda_star
+        from .theory.poisson import lambda_star
 
         ls = lambda_star(alpha=law.alpha, C=law.C).lambda_star
     except Exception:  # noqa: BLE001 - a law without (alpha, C): fall back to a wide fixed range

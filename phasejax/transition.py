@@ -28,11 +28,11 @@ import numpy as np
 from jaxtyping import Array, Float, PRNGKeyArray
 
 from ._checks import InputError, check_array, check_int, check_option
-from .geometry import KeyLaw
+from .laws.base import KeyLaw
 from .observables import DEFAULT_CHUNK, OBSERVABLE_NAMES
-from .sweep import choose_sampler, observe
+from .runtime.ensemble import choose_sampler, observe
 
-__all__ = ["susceptibility", "seed_curve", "find_peak", "Peak", "derivative"]
+__all__ = ['derivative', 'susceptibility', 'seed_curve', 'Peak', 'find_peak']
 
 
 def derivative(f: Callable, order: int = 1) -> Callable:

@@ -33,10 +33,9 @@ CELL_N, CELL_SEEDS = 300_000, 10
 
 def cells_run(folder, n=CELL_N, seeds=CELL_SEEDS):
     """The resumable run of the kill/resume tests (also called in-process by the tests)."""
-    from phasejax.checkpoint import CellStore
-    from phasejax.distributed import run_seeds
-    from phasejax.geometry import UniformSphere
+    from phasejax.laws import UniformSphere
     from phasejax.observables import sampled_observables
+    from phasejax.runtime import CellStore, run_seeds
 
     law = UniformSphere(3)
     betas = jnp.geomspace(1.0, 1e4, 5)
@@ -47,7 +46,7 @@ def cells_run(folder, n=CELL_N, seeds=CELL_SEEDS):
 
 
 def workload():
-    from phasejax.geometry import UniformSphere
+    from phasejax.laws import UniformSphere
     from phasejax.observables import sampled_observables
 
     law = UniformSphere(3)
@@ -62,12 +61,12 @@ def flat(prefix, tree, out):
 
 
 def main():
-    from phasejax import distributed
+    from phasejax.runtime import devices as distributed
 
     out = {}
     if MODE == "devices":
+        from phasejax.runtime import ensemble
         from phasejax.scaling import nearest_gap_samples
-        from phasejax.sweep import ensemble
 
         law, betas, keys, fn = workload()
         assert jax.local_device_count() == 2, jax.devices()

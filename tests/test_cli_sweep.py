@@ -8,8 +8,8 @@ import os
 import numpy as np
 
 from phasejax import cli
-from phasejax.io import load_dataset
 from phasejax.observables import OBSERVABLE_NAMES
+from phasejax.runtime import load_dataset
 
 
 def test_sweep_json_contract(tmp_path, capsys):

@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 
 from phasejax._checks import InputError
-from phasejax.checkpoint import CellStore, config_hash, deferred_signals
+from phasejax.runtime import CellStore, config_hash, deferred_signals
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "_distributed_worker.py"
@@ -110,7 +110,7 @@ def test_two_processes_equal_one_process(two_devices, tmp_path):
 
 
 def test_shard_over_seeds_one_device_pads_and_matches_vmap():
-    from phasejax.distributed import SeedRunner, seed_mesh, shard_over_seeds
+    from phasejax.runtime import SeedRunner, seed_mesh, shard_over_seeds
 
     keys = jax.random.split(jax.random.key(0), 5)
     f = lambda k: {"a": jax.random.normal(k, (3,)), "b": jax.random.uniform(k)}  # noqa: E731
@@ -126,7 +126,7 @@ def test_shard_over_seeds_one_device_pads_and_matches_vmap():
 
 
 def test_devices_and_distributed_errors():
-    from phasejax import distributed
+    from phasejax.runtime import devices as distributed
 
     with pytest.raises(InputError, match="devices must be <="):
         distributed.seed_mesh(jax.local_device_count() + 1)
@@ -139,7 +139,7 @@ def test_devices_and_distributed_errors():
 
 
 def test_run_seeds_cells_equal_one_block(tmp_path):
-    from phasejax.distributed import run_seeds
+    from phasejax.runtime import run_seeds
 
     keys = jax.random.split(jax.random.key(2), 7)
     f = lambda k: jax.random.normal(k, (4,))  # noqa: E731
@@ -269,7 +269,7 @@ def test_scaling_cli_resumes_and_refuses_a_different_config(tmp_path, capsys):
 
 def test_sweep_cli_resumes_identically_and_refuses_a_different_config(tmp_path, capsys):
     from phasejax import cli
-    from phasejax.io import load_dataset
+    from phasejax.runtime import load_dataset
 
     argv = ["sweep", "--n", "1000", "--seeds", "4", "--beta-points", "5", "--cell-seeds", "2", "--devices", "1",
             "--quiet", "--out", str(tmp_path)]
@@ -294,7 +294,7 @@ def test_sweep_cli_resumes_identically_and_refuses_a_different_config(tmp_path, 
 def test_sweep_cli_two_processes_equal_one_process(tmp_path):
     """`phasejax sweep --coordinator --num-processes --process-id`: process 0 writes sweep.nc, equal to one process."""
     from phasejax import cli
-    from phasejax.io import load_dataset
+    from phasejax.runtime import load_dataset
 
     common = ["sweep", "--n", "1000", "--seeds", "5", "--beta-points", "5", "--cell-seeds", "3", "--quiet"]
     coordinator = f"127.0.0.1:{_free_port()}"

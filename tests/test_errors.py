@@ -11,9 +11,9 @@ import pytest
 
 from phasejax import cli
 from phasejax._checks import InputError
-from phasejax.geometry import Empirical, PowerLawCap, Subsphere, UniformSphere, law_from_name, normalize
+from phasejax.laws import Empirical, PowerLawCap, Subsphere, UniformSphere, law_from_name, normalize
 from phasejax.observables import gap_observables, key_observables, sampled_observables
-from phasejax.sweep import ensemble
+from phasejax.runtime import ensemble
 
 Q3 = jnp.array([0.0, 0.0, 1.0])
 

@@ -21,15 +21,21 @@ from phasejax.estimate import (
     fit_tail,
     hill_interval,
     ks_exponential_pvalue,
-    max_weight_window,
     pairwise_gaps,
-    regime,
     smallest_gaps,
     trend_pvalue,
-    window_context_lengths,
 )
-from phasejax.geometry import PowerLawCap, UniformSphere, gaps_from_keys
-from phasejax.laws_extra import AngularGaussian, BetaCap, FarCap, LocalWarp, Mixture
+from phasejax.laws import (
+    AngularGaussian,
+    BetaCap,
+    FarCap,
+    LocalWarp,
+    Mixture,
+    PowerLawCap,
+    UniformSphere,
+    gaps_from_keys,
+)
+from phasejax.theory import max_weight_window, regime, window_context_lengths
 
 
 def _powerlaw_gaps(rng, alpha, shape):

@@ -18,16 +18,10 @@ import pytest
 from scipy import integrate, special, stats
 
 from phasejax._checks import InputError
-from phasejax.extreme import (
-    _bulk_moments,
-    _log1mexp,
-    gap_quantile,
-    nearest_gaps,
-    nearest_observables,
-    nearest_observables_with_bound,
-)
-from phasejax.geometry import Empirical, PowerLawCap, Subsphere, UniformSphere
-from phasejax.observables import sampled_observables
+from phasejax._numerics.special import log1mexp as _log1mexp
+from phasejax.laws import Empirical, PowerLawCap, Subsphere, UniformSphere, gap_quantile, nearest_gaps
+from phasejax.laws.nearest import bulk_moments
+from phasejax.observables import nearest_observables, nearest_observables_with_bound, sampled_observables
 
 # (law, a, b): closed forms (b = 1; a = 1), d = 5 (a = b = 2), and the continued-fraction path
 LAWS = [
@@ -188,7 +182,7 @@ def _quad_reference(a, b, c, u1, ell, beta, tail):
     return mean, var0
 
 
-def test_bulk_moments_match_scipy_quad(x64):
+def testbulk_moments_match_scipy_quad(x64):
     """Conditional means and covariance given u > c against SciPy quad (independent)."""
     cases = [(UniformSphere(4), 3e-4, 1e-5), (PowerLawCap(3, 0.7), 1e-9, 2e-10), (UniformSphere(2), 0.3, 0.1)]
     betas = np.array([0.0, 0.7, 30.0, 3e3, 1e6])
@@ -196,7 +190,7 @@ def test_bulk_moments_match_scipy_quad(x64):
         a, b = law.gap_beta_params
         tail = 1 - special.betainc(a, b, c / 2)
         ell = c + np.minimum(1 / np.where(betas > 0, betas, 1), 1)
-        mean, cov = _bulk_moments(a, b, jnp.log(c), jnp.asarray(c), jnp.asarray(c - u1), jnp.log(tail),
+        mean, cov = bulk_moments(a, b, jnp.log(c), jnp.asarray(c), jnp.asarray(c - u1), jnp.log(tail),
                                   jnp.asarray(betas), jnp.asarray(ell), 512)
         for j, beta in enumerate(betas):
             ref_mean, ref_var = _quad_reference(a, b, c, u1, ell[j], beta, tail)
@@ -411,7 +405,7 @@ def test_sweep_reports_the_sampler(tmp_path, capsys):
     import json
 
     from phasejax import cli
-    from phasejax.io import load_dataset
+    from phasejax.runtime import load_dataset
 
     args = ["sweep", "--n", "1e12", "--seeds", "2", "--beta-points", "6", "--nearest-m", "32", "--json", "--quiet"]
     assert cli.main([*args, "--sampler", "nearest", "--out", str(tmp_path / "a")]) == 0
@@ -423,7 +417,7 @@ def test_sweep_reports_the_sampler(tmp_path, capsys):
     assert ds.attrs["sampler"] == "nearest" and ds.attrs["nearest_m"] == 32
     assert "truncation_bound" in ds
     # auto picks nearest above 2^20 keys (exact below: see test_cli_sweep)
-    from phasejax.sweep import choose_sampler
+    from phasejax.runtime import choose_sampler
 
     assert choose_sampler(LAW3, 2**20) == "exact" and choose_sampler(LAW3, 2**20 + 1) == "nearest"
     assert choose_sampler(Empirical(np.eye(3), query=np.array([1.0, 0, 0])), 10**9) == "exact"

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 import phasejax as pj
-from phasejax.geometry import Empirical, PowerLawCap, Subsphere, UniformSphere, gaps_from_keys
+from phasejax.laws import Empirical, PowerLawCap, Subsphere, UniformSphere, gaps_from_keys
 
 LAWS = [
     UniformSphere(2),

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from phasejax.geometry import UniformSphere, gaps_from_keys
+from phasejax.laws import UniformSphere, gaps_from_keys
 from phasejax.observables import gap_observables, key_observables, sampled_observables, weights
 
 

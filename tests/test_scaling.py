@@ -14,7 +14,7 @@ from scipy import special
 
 from phasejax import cli
 from phasejax._checks import InputError
-from phasejax.geometry import PowerLawCap, UniformSphere
+from phasejax.laws import PowerLawCap, UniformSphere
 from phasejax.observables import gap_observables
 from phasejax.scaling import choose_m, fit_power_law, nearest_gap_samples, scaling_scan, truncation_bound
 

@@ -15,9 +15,9 @@ import pytest
 from scipy import special as sps
 from scipy import stats
 
-from phasejax import phase, schedules
+from phasejax import estimate, phase, schedules, theory
 from phasejax._checks import InputError
-from phasejax.geometry import UniformSphere
+from phasejax.laws import GaussianScores, UniformSphere
 
 L = 4096
 POS = np.array([0, 100, 4095, 4096, 5000, 8191, 8192, 20000, 100_000, 1_000_000])  # 0-based positions
@@ -57,8 +57,9 @@ def _rotate_half(x):
 def test_yarn_matches_model_code(qk):
     q, k = qk
     dim = q.shape[1]
-    # HF _compute_yarn_parameters: get_mscale(scale) = 0.1 * log(scale) + 1 (1 if scale <= 1);
-    # the rotary embedding multiplies cos and sin by attention_factor; apply_rotary_pos_emb rotates q and k.
+    # The default "yarn" is the phasejax per-position variant: the factor get_mscale(s) = 0.1 log(s) + 1 with
+    # s = max(1, n/L) that HF's _compute_yarn_parameters would return for factor = s (no engine recomputes it
+    # per position); the rotary embedding multiplies cos and sin by it and apply_rotary_pos_emb rotates q and k.
     factor = np.maximum(N / L, 1.0)
     mscale = np.where(factor <= 1, 1.0, 0.1 * np.log(factor) + 1.0)
     inv_freq = 1.0 / 10000 ** (np.arange(0, dim, 2) / dim)
@@ -107,6 +108,75 @@ def test_critical_schedule():
     np.testing.assert_allclose(got, 0.38 * N.astype(np.float64) ** (2 / 3), rtol=1e-12)
 
 
+def _hf_get_mscale(scale, mscale=1.0):
+    # huggingface/transformers src/transformers/modeling_rope_utils.py (_compute_yarn_parameters.get_mscale)
+    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
+
+
+def test_static_yarn_as_the_engines(qk):
+    q, k = qk
+    dim = q.shape[1]
+    # HF _compute_yarn_parameters: attention_factor wins; else mscale/mscale_all_dim ratio when both set;
+    # else get_mscale(factor). The same factor at every n (also n < L); cos and sin of q and k scaled.
+    cases = [(dict(factor=4.0), _hf_get_mscale(4.0)),
+             (dict(factor=40.0, mscale=0.707, mscale_all_dim=0.707), 1.0),
+             (dict(factor=40.0, mscale=1.0, mscale_all_dim=0.707), _hf_get_mscale(40, 1.0) / _hf_get_mscale(40, 0.707)),
+             (dict(factor=16.0, mscale=0.0, mscale_all_dim=1.0), _hf_get_mscale(16.0)),  # 0 is falsy in HF
+             (dict(factor=16.0, attention_factor=1.0, mscale=2.0, mscale_all_dim=1.0), 1.0)]
+    inv_freq = 1.0 / 10000 ** (np.arange(0, dim, 2) / dim)
+    for kw, a in cases:
+        ang = POS[:, None] * inv_freq[None, :]
+        cos, sin = np.cos(np.concatenate([ang, ang], 1)), np.sin(np.concatenate([ang, ang], 1))
+        raw = np.sum((q * cos + _rotate_half(q) * sin) * (k * cos + _rotate_half(k) * sin), 1)
+        scaled = np.sum((q * cos * a + _rotate_half(q) * sin * a) * (k * cos * a + _rotate_half(k) * sin * a), 1)
+        params = {f"yarn_{key}" if key != "factor" else "yarn_factor": v for key, v in kw.items()}
+        got = _mult("yarn", N, beta0=0.7, train_length=L, **params)
+        np.testing.assert_allclose(got, scaled / raw, rtol=1e-10)
+
+
+def test_yarn_dynamic_reference_and_per_position():
+    # jquesnelle/yarn scaled_rope/modeling_llama_yarn.py: one scale seq_len / max_position_embeddings for the whole
+    # sequence; mscale = get_mscale(scale) on cos and sin.
+    S = 10 * L
+    got = _mult("yarn_dynamic", N[N <= S], beta0=1.0, train_length=L, yarn_seq_len=S)
+    np.testing.assert_allclose(got, _hf_get_mscale(10.0) ** 2, rtol=1e-12)
+    # S = n (the default): the factor at the last query of an n-token pass = the per-position variant
+    np.testing.assert_allclose(_mult("yarn_dynamic", N, beta0=1.0, train_length=L),
+                               _mult("yarn_per_position", N, beta0=1.0, train_length=L), rtol=1e-14)
+    np.testing.assert_allclose(_mult("yarn_per_position", N, beta0=1.0, train_length=L),
+                               _mult("yarn", N, beta0=1.0, train_length=L), rtol=1e-14)
+
+
+def test_longrope_matches_model_code():
+    # HF _compute_longrope_parameters: sqrt(1 + log(factor) / log(original_max_position_embeddings)) on cos and
+    # sin, factor = max_position_embeddings / original (Phi-3-mini-128k: 131072 / 4096)
+    a = math.sqrt(1 + math.log(131072 / 4096) / math.log(4096))
+    got = _mult("longrope", N, beta0=1.3, train_length=4096, longrope_max_length=131072)
+    np.testing.assert_allclose(got, a * a, rtol=1e-12)
+    np.testing.assert_allclose(_mult("longrope", N, beta0=1.0, train_length=4096, longrope_max_length=131072,
+                                     longrope_attention_factor=1.1), 1.21, rtol=1e-12)
+
+
+def test_llama_4_scaling_matches_ministral3(qk):
+    q, k = qk
+    # HF models/ministral3/modeling_ministral3.py: query *= 1 + beta * log(1 + floor(cache_position / original))
+    scales = 1 + 0.1 * np.log(1 + np.floor(POS.astype(np.float64) / 4096))
+    raw = np.sum(q * k, axis=1)
+    scaled = np.sum((q * scales[:, None]) * k, axis=1)
+    np.testing.assert_allclose(_mult("llama_4_scaling", N, beta0=2.0, train_length=4096), scaled / raw, rtol=1e-12)
+
+
+def test_soft_cap_and_registry():
+    with jax.enable_x64(True):
+        x = np.array([-200.0, -3.0, 0.0, 7.0, 1e3])
+        np.testing.assert_allclose(np.asarray(schedules.soft_cap(x, cap=30.0)), 30 * np.tanh(x / 30), rtol=1e-15)
+    assert schedules.SCHEDULE_NAMES == ("constant", "qwen_logn", "yarn", "ssmax", "llama4", "critical")
+    assert set(schedules.SCHEDULE_NAMES) < set(schedules.SCHEDULES)
+    assert "phasejax" in schedules.SCHEDULES["yarn_per_position"].reference
+    assert "jquesnelle/yarn" in schedules.SCHEDULES["yarn_dynamic"].reference
+    assert schedules.yarn_mscale(40.0, mscale=0.707) == pytest.approx(0.1 * 0.707 * math.log(40) + 1, rel=1e-15)
+
+
 def test_schedules_float32_shape():
     b = schedules.qwen_logn(np.array([[1, 10], [1e5, 1e6]]), beta0=1.0, train_length=L)
     assert b.shape == (2, 2) and b.dtype == np.float32
@@ -121,9 +191,16 @@ def test_schedules_float32_shape():
         (lambda: schedules.ssmax(10, beta0=1.0, s=0.0), "s"),
         (lambda: schedules.llama4(10, beta0=1.0, attn_scale=-0.1), "attn_scale"),
         (lambda: schedules.critical(10, lam=1.0, alpha=0.0), "alpha"),
+        (lambda: schedules.yarn(10, beta0=1.0, train_length=L, factor=-4.0), "factor"),
+        (lambda: schedules.yarn(10, beta0=1.0, train_length=L, factor=4.0, attention_factor=0.0), "attention_factor"),
+        (lambda: schedules.yarn_dynamic([10, 100], beta0=1.0, train_length=L, seq_len=50), "seq_len"),
+        (lambda: schedules.longrope(10, beta0=1.0, train_length=L, max_length=-1), "max_length"),
+        (lambda: schedules.schedule_beta("longrope", 10, beta0=1.0, train_length=L), "longrope"),
+        (lambda: schedules.llama_4_scaling(10, beta0=1.0, beta=-0.1, original_max_position_embeddings=L), "beta"),
+        (lambda: schedules.soft_cap(1.0, cap=0.0), "cap"),
         (lambda: schedules.schedule_beta("logn", 10, beta0=1.0, train_length=L), "schedule"),
         (lambda: phase.law_constants(), "law_constants"),
-        (lambda: phase.fit_score_tail(np.ones(10)), "scores"),
+        (lambda: estimate.fit_score_tail(np.ones(10)), "scores"),
     ],
 )
 def test_bad_input_names_parameter(call, word):
@@ -145,49 +222,49 @@ def test_schedule_name_error_lists_accepted():
 def test_predictor_reduces_to_power_law_exactly():
     # F(u) = C u^h exactly (h = 1, any C): predictor = lambda*(alpha = 2, C) n
     for c in (0.5, 0.7):
-        law = phase.TailFromCDF(lambda u, c=c: math.log(c) + math.log(u), lambda u, c=c: math.log(c), 1.0,
+        law = theory.TailFromCDF(lambda u, c=c: math.log(c) + math.log(u), lambda u, c=c: math.log(c), 1.0,
                                 u_max=1.0 / c)
-        ls = phase.kappa_star_over_h(1.0) * c  # lambda* = kappa* C^{1/h}
+        ls = theory.kappa_star_over_h(1.0) * c  # lambda* = kappa* C^{1/h}
         for n in (1e3, 1e6, 1e12):
-            assert float(phase.predict_beta_peak(n, law)) == pytest.approx(ls * n, rel=1e-9)
+            assert float(theory.predict_beta_peak(n, law)) == pytest.approx(ls * n, rel=1e-9)
     # uniform S^2: F = u/2 exactly, lambda*(3) = 0.3814472 (THEORY c)
-    pred = phase.predict_beta_peak(np.array([1e3, 1e9]), UniformSphere(3))
+    pred = theory.predict_beta_peak(np.array([1e3, 1e9]), UniformSphere(3))
     np.testing.assert_allclose(pred / np.array([1e3, 1e9]), 0.3814472, rtol=1e-6)
 
 
 def test_predictor_gaussian_hazard_and_rem_limit():
-    g = phase.GaussianScores(sigma=0.5)
+    g = GaussianScores(sigma=0.5)
     for n in (1e2, 1e4, 1e8):
         t = stats.norm.isf(1 / n)
         hz = stats.norm.pdf(t) / stats.norm.sf(t) / 0.5  # independent: SciPy's normal law
-        assert float(phase.predict_beta_peak(n, g)) == pytest.approx(hz, rel=1e-8)
-    ratios = [float(phase.predict_beta_peak(n, g)) * 0.5 / math.sqrt(2 * math.log(n)) for n in (1e6, 1e30, 1e300)]
+        assert float(theory.predict_beta_peak(n, g)) == pytest.approx(hz, rel=1e-8)
+    ratios = [float(theory.predict_beta_peak(n, g)) * 0.5 / math.sqrt(2 * math.log(n)) for n in (1e6, 1e30, 1e300)]
     assert ratios[0] < ratios[1] < ratios[2] < 1.0
     assert abs(ratios[2] - 1) < 0.005  # sqrt(2 log n)/sigma asymptotically (slowly: log corrections)
 
 
 def test_tail_point_beta_law_precision():
-    tp = phase.tail_at_quantile(UniformSphere(5), 1e200)  # F = I_{u/2}(2, 2) = 1e-200
+    tp = theory.tail_at_quantile(UniformSphere(5), 1e200)  # F = I_{u/2}(2, 2) = 1e-200
     x = tp.u_star / 2
     assert x * x * (3 - 2 * x) == pytest.approx(1e-200, rel=1e-10)
     assert tp.h_local == pytest.approx(2.0, rel=1e-6)
 
 
 def test_kappa_star_over_h_limits():
-    assert phase.kappa_star_over_h(math.inf) == 1.0
-    assert phase.kappa_star_over_h(1.0) == pytest.approx(0.3814472 / 0.5, rel=1e-6)
+    assert theory.kappa_star_over_h(math.inf) == 1.0
+    assert theory.kappa_star_over_h(1.0) == pytest.approx(0.3814472 / 0.5, rel=1e-6)
 
 
 def test_score_tail_fit_sphere_cosines():
     rng = np.random.default_rng(1)
     cos = 1 - 2 * rng.uniform(size=40000)  # d = 3: u = 1 - t uniform on (0, 2), h = 1
-    fit = phase.fit_score_tail(cos, k=400)
+    fit = estimate.fit_score_tail(cos, k=400)
     assert abs(fit.h - 1) < 4 * fit.h_se + 0.05
     # one row, endpoint unknown: the distance to the endpoint is extrapolated (noisy: factor ~1.5)
-    beta, _ = phase.predict_beta_peak_from_scores(cos)
+    beta, _ = estimate.predict_beta_peak_from_scores(cos)
     assert 0.5 < beta / (0.3814472 * cos.size) < 2.0
     # endpoint known (cosines <= 1): Hill on the gaps, relative error ~ 1/sqrt(k) in h
-    beta, fit = phase.predict_beta_peak_from_scores(cos, endpoint=1.0, k=2000)
+    beta, fit = estimate.predict_beta_peak_from_scores(cos, endpoint=1.0, k=2000)
     assert abs(fit.h - 1) < 4 * fit.h_se
     assert beta / (0.3814472 * cos.size) == pytest.approx(1.0, rel=0.15)
 
@@ -198,7 +275,7 @@ def test_predictor_vs_measured_peak_small():
     n = 300
     law = UniformSphere(3)
     pk = phase.measured_peak(law, n, key=jax.random.key(3), seeds=1024)
-    pred = float(phase.predict_beta_peak(n, law))
+    pred = float(theory.predict_beta_peak(n, law))
     assert pk.converged and not pk.on_edge
     assert abs(float(pk.beta) - pred) < 3 * float(pk.beta_se) + 0.03 * pred
 
@@ -208,7 +285,7 @@ def test_predictor_vs_measured_peak_small():
 def test_predictor_vs_measured_peak_high_d(d, n, tol):
     law = UniformSphere(d)
     pk = phase.measured_peak(law, n, key=jax.random.key(4), seeds=256)
-    pred = float(phase.predict_beta_peak(n, law))
+    pred = float(theory.predict_beta_peak(n, law))
     assert abs(float(pk.beta) - pred) < 3 * float(pk.beta_se) + tol * pred
 
 
@@ -217,7 +294,7 @@ def test_predictor_vs_measured_peak_high_d(d, n, tol):
 
 def test_window_and_table_d3():
     c = phase.law_constants(d=3)
-    w = phase.critical_window(c.alpha, c.C)
+    w = theory.critical_window(c.alpha, c.C)
     assert w.lambda_star == pytest.approx(0.3814472, rel=1e-6)
     assert 0.15 < w.lo < 0.3 and 3.5 < w.hi < 6.5 and w.E_lo < w.E_star < w.E_hi
     tab = phase.schedule_table(c, [1e3, 1e5], beta0=w.lambda_star * L, train_length=L)
@@ -227,7 +304,7 @@ def test_window_and_table_d3():
     j = tab["schedule"].index("constant")
     np.testing.assert_allclose(tab["lambda_ratio"][j], [L / 1e3, L / 1e5], rtol=1e-12)
     # d = 3, lambda = 1 (rho = 1/2): THEORY c anchors
-    s = phase.poisson_summary(2.0, 0.5, 1.0)
+    s = theory.poisson_summary(2.0, 0.5, 1.0)
     assert float(s["E_max_weight"]) == pytest.approx(0.729488, abs=2e-6)
     assert float(1 / s["inv_sum_w2"]) == pytest.approx(0.635256, abs=2e-6)
     assert float(np.log(s["effective_keys"])) == pytest.approx(0.668783, abs=2e-6)
@@ -285,5 +362,5 @@ def test_cli_bad_beta0_exit_2(capsys):
 
 def test_ndtri_precision_used_by_gaussian_tail():
     # the Gaussian tail point keeps precision far out (n = 1e300)
-    tp = phase.GaussianScores(1.0).tail_point(1e300)
+    tp = GaussianScores(1.0).tail_point(1e300)
     assert sps.ndtr(-tp.u_star) == pytest.approx(1e-300, rel=1e-8)

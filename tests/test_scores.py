@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 from scipy import integrate
 
-from phasejax import scores as S
+from phasejax import theory as S
 from phasejax._checks import InputError
-from phasejax.geometry import PowerLawCap, UniformSphere
+from phasejax.laws import AlmostSimplex, GaussianScores, PowerLawCap, UniformSphere
 from phasejax.observables import gap_observables, sampled_observables
 
 # --------------------------------------------------------------------------- REM and PD(m, 0)
@@ -83,7 +83,7 @@ def test_pd_sampler_vs_quadrature(x64):
 
 
 def test_gaussian_scores_law_contract():
-    law = S.GaussianScores(0.5)
+    law = GaussianScores(0.5)
     assert law.has_gap_law and law.d == 0 and math.isinf(law.alpha) and math.isnan(law.C)
     assert law.equivalent_d == pytest.approx(4.0)
     assert law.critical_scale(1e4) == pytest.approx(math.sqrt(2 * math.log(1e4)) / 0.5)
@@ -94,7 +94,7 @@ def test_gaussian_scores_law_contract():
     assert float(obs.max_weight[0]) == pytest.approx(1e-3, rel=1e-5)
     assert float(obs.max_weight[1]) > 0.99
     with pytest.raises(InputError, match="sigma"):
-        S.GaussianScores(0.0)
+        GaussianScores(0.0)
     with pytest.raises(InputError, match="scores, not key vectors"):
         law.sample_keys(jax.random.key(0), jnp.ones(3) / math.sqrt(3), 4)
     # choose_m: every key below beta_c, a Gumbel-tail m above
@@ -105,7 +105,7 @@ def test_gaussian_scores_law_contract():
 @pytest.mark.slow
 def test_gaussian_nearest_gaps_law(x64):
     # top score of n = 1e4: the O(m) sampler against the minimum of full samples (means within 4 se)
-    law, n, s = S.GaussianScores(1.0), 4000, 1000
+    law, n, s = GaussianScores(1.0), 4000, 1000
     near = jax.vmap(lambda k: law.nearest_gaps(k, n, 4))(jax.random.split(jax.random.key(5), s))
     full = jax.vmap(lambda k: jnp.min(law.sample_gaps(k, n)))(jax.random.split(jax.random.key(6), s))
     assert bool(jnp.all(jnp.diff(near, axis=1) >= 0))
@@ -114,9 +114,9 @@ def test_gaussian_nearest_gaps_law(x64):
 
 
 def test_gaussian_predictor_hook():
-    from phasejax.phase import predict_beta_peak
+    from phasejax.theory import predict_beta_peak
 
-    law = S.GaussianScores(0.25)
+    law = GaussianScores(0.25)
     p = float(predict_beta_peak(1e6, law))
     assert 0.9 < p / law.critical_scale(1e6) < 1.1
 
@@ -135,7 +135,7 @@ def _mc(law, n, betas, seeds=6000, key=7):
 
 
 @pytest.mark.parametrize(("law", "n", "betas"), [
-    (S.GaussianScores(0.3), 1000, [3.0, 10.0, 17.0]),
+    (GaussianScores(0.3), 1000, [3.0, 10.0, 17.0]),
     (UniformSphere(16), 200, [8.0, 25.0]),
     (PowerLawCap(3, 4.0), 100, [10.0, 60.0]),
 ])
@@ -157,7 +157,7 @@ def test_finite_n_sphere_vs_theory(x64):
 
 
 def test_finite_n_limits_and_chi_by_autodiff(x64):
-    law = S.GaussianScores(2.0)
+    law = GaussianScores(2.0)
     assert float(S.finite_n_expected_max_weight(50, 0.0, law)) == pytest.approx(1 / 50, rel=1e-6)
     assert float(S.finite_n_expected_max_weight(50, 100.0, law)) > 0.98
     # chi by jax.jvp against a central difference (test reference only)
@@ -179,7 +179,7 @@ def test_finite_n_custom_score_law(x64):
 
 
 def test_finite_n_beta_peak_gaussian(x64):
-    law = S.GaussianScores(0.5)
+    law = GaussianScores(0.5)
     pk = S.finite_n_beta_peak(1e4, law)
     assert pk.scale == pytest.approx(law.critical_scale(1e4))
     assert 0.85 < pk.ratio < 1.0
@@ -188,7 +188,7 @@ def test_finite_n_beta_peak_gaussian(x64):
     assert chi[1] > chi[0] and chi[1] > chi[2]
     assert chi[1] == pytest.approx(pk.chi_max, rel=1e-8)
     # sigma only rescales beta
-    assert S.finite_n_beta_peak(1e4, S.GaussianScores(1.0)).beta_peak == pytest.approx(pk.beta_peak / 2, rel=1e-8)
+    assert S.finite_n_beta_peak(1e4, GaussianScores(1.0)).beta_peak == pytest.approx(pk.beta_peak / 2, rel=1e-8)
 
 
 @pytest.mark.slow
@@ -204,13 +204,13 @@ def test_bad_inputs():
     with pytest.raises(InputError, match="law must be"):
         S.finite_n_expected_max_weight(100, 1.0, object())
     with pytest.raises(InputError, match="beta"):
-        S.finite_n_expected_max_weight(100, -1.0, S.GaussianScores())
+        S.finite_n_expected_max_weight(100, -1.0, GaussianScores())
     with pytest.raises(InputError, match="n must be >= 2"):
-        S.finite_n_beta_peak(1, S.GaussianScores())
+        S.finite_n_beta_peak(1, GaussianScores())
     with pytest.raises(InputError, match="rho"):
-        S.AlmostSimplex(1.0)
+        AlmostSimplex(1.0)
     with pytest.raises(InputError, match="rho"):
-        S.AlmostSimplex(-1.5)
+        AlmostSimplex(-1.5)
 
 
 # --------------------------------------------------------------------------- almost-simplex tokens
@@ -218,7 +218,7 @@ def test_bad_inputs():
 
 @pytest.mark.parametrize("rho", [-0.5, 0.0, 0.8])
 def test_almost_simplex_closed_forms(x64, rho):
-    law = S.AlmostSimplex(rho)
+    law = AlmostSimplex(rho)
     for n in (2, 1000):
         beta_c = law.gamma_c * math.log(n)
         assert float(law.max_weight(n, beta_c)) == pytest.approx(0.5 + 1 / (4 * n - 2), rel=1e-12)
@@ -268,7 +268,7 @@ def test_cli_theory_gaussian_and_simplex(tmp_path, capsys):
     assert code == 0, err
     out = json.loads(out)
     assert out["law"] == "AlmostSimplex" and out["gamma_c"] == pytest.approx(2.0)
-    assert out["beta_peak_exact"] == pytest.approx(S.AlmostSimplex(0.5).beta_peak(1000))
+    assert out["beta_peak_exact"] == pytest.approx(AlmostSimplex(0.5).beta_peak(1000))
     assert out["max_weight_at_gamma_c"] == pytest.approx(0.5 + 1 / 3998)
 
 

@@ -12,7 +12,7 @@ import pytest
 from jax.test_util import check_grads
 
 from phasejax._checks import InputError
-from phasejax.geometry import UniformSphere
+from phasejax.laws import UniformSphere
 from phasejax.observables import gap_observables
 from phasejax.scaling import gap_curve
 from phasejax.transition import derivative, find_peak, seed_curve, susceptibility

@@ -21,6 +21,8 @@ import time
 
 import numpy as np
 
+from phasejax.plots import save_figure
+
 from ._claims import claim, format_claims, out_dir
 
 D_TABLE = (16, 32, 64, 128)
@@ -31,15 +33,14 @@ N_DENSE = tuple(10.0**k for k in range(2, 10))
 
 
 def _sphere_rows(ds, ns, progress=True):
-    from phasejax import scores as S
-    from phasejax.geometry import UniformSphere
-    from phasejax.phase import predict_beta_peak
-    from phasejax.theory import lambda_star
+    from phasejax import theory as S
+    from phasejax.laws import GaussianScores, UniformSphere
+    from phasejax.theory import lambda_star, predict_beta_peak
 
     rows = []
     for d in ds:
         lam = lambda_star(d).lambda_star
-        gauss = S.GaussianScores(1.0 / math.sqrt(d))
+        gauss = GaussianScores(1.0 / math.sqrt(d))
         for n in ns:
             t0 = time.perf_counter()
             law = UniformSphere(d)
@@ -66,10 +67,11 @@ def _sphere_rows(ds, ns, progress=True):
 
 
 def _gauss_rows(ns):
-    from phasejax import scores as S
-    from phasejax.phase import predict_beta_peak
+    from phasejax import theory as S
+    from phasejax.laws import GaussianScores
+    from phasejax.theory import predict_beta_peak
 
-    law = S.GaussianScores(1.0)
+    law = GaussianScores(1.0)
     rows = []
     for n in ns:
         pk = S.finite_n_beta_peak(n, law)
@@ -83,7 +85,7 @@ def _gauss_rows(ns):
 def _simplex_rows(rhos, ns):
     import jax
 
-    from phasejax.scores import AlmostSimplex
+    from phasejax.laws import AlmostSimplex
 
     with jax.enable_x64(True):
         return _simplex_rows64(AlmostSimplex, rhos, ns)
@@ -111,7 +113,6 @@ def _fig_plane(path, rows, title):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from phasejax import io
 
     ds = sorted({r["d"] for r in rows})
     ns = sorted({r["n"] for r in rows})
@@ -145,7 +146,7 @@ def _fig_plane(path, rows, title):
     ax.set_ylabel("d (keys uniform on S^(d-1))")
     ax.set_title(title, fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
-    return io.save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def _fig_gauss(path, rows):
@@ -154,7 +155,6 @@ def _fig_gauss(path, rows):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from phasejax import io
 
     n = np.array([r["n"] for r in rows])
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -165,7 +165,7 @@ def _fig_gauss(path, rows):
     ax.set_ylabel("beta / beta_c,  beta_c = sqrt(2 log n)/sigma")
     ax.set_title("Gaussian scores: the susceptibility peak approaches beta_c slowly", fontsize=9)
     ax.legend(fontsize=8)
-    return io.save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def _fig_simplex(path, ns=(1e2, 1e4, 1e6), n_colour=1e4):
@@ -174,7 +174,6 @@ def _fig_simplex(path, ns=(1e2, 1e4, 1e6), n_colour=1e4):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from phasejax import io
 
     rho = np.linspace(-1.0, 0.95, 300)
     gamma = np.linspace(0.0, 10.0, 300)
@@ -196,14 +195,14 @@ def _fig_simplex(path, ns=(1e2, 1e4, 1e6), n_colour=1e4):
     ax.set_ylabel("gamma = beta / log n")
     ax.set_title("Almost-simplex tokens, single query: logistic window of width gamma_c / log n", fontsize=9)
     ax.legend(fontsize=7, loc="upper left", facecolor="0.35", labelcolor="w", framealpha=0.9)
-    return io.save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 # --------------------------------------------------------------------------- main
 
 
 def _print_tables(sphere, gauss, simplex):
-    from phasejax.commands._common import format_table
+    from phasejax.cli._common import format_table
 
     print(format_table(
         ["d", "n", "beta_peak", "fixed-d", "err", "REM", "err", "REM(n)", "err", "predictor", "err", "closer"],
@@ -262,8 +261,8 @@ def main(argv=None) -> dict:
 def _claims(sphere, gauss, simplex, *, quick: bool) -> list[dict]:
     import jax
 
-    from phasejax import scores as S
-    from phasejax.geometry import UniformSphere
+    from phasejax import theory as S
+    from phasejax.laws import UniformSphere
     from phasejax.theory import exact_expected_max_weight
 
     claims = []
@@ -324,10 +323,11 @@ def _mc_claim(seeds: int) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from phasejax import scores as S
+    from phasejax import theory as S
+    from phasejax.laws import GaussianScores
     from phasejax.observables import sampled_observables
 
-    law = S.GaussianScores(1.0)
+    law = GaussianScores(1.0)
     pk = S.finite_n_beta_peak(1000, law)
     with jax.enable_x64(True):
         obs = jax.vmap(lambda k: sampled_observables(law, k, 1000, jnp.array([pk.beta_peak])))(

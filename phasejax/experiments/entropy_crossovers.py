@@ -14,7 +14,7 @@ from ._claims import claim, format_claims, out_dir
 
 def main(argv=None) -> dict:
     from phasejax import limits
-    from phasejax.commands.limit_laws import _fig_ent
+    from phasejax.plots import entropy_figure as _fig_ent
 
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default=None)

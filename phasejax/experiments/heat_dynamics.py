@@ -25,6 +25,8 @@ import time
 
 import numpy as np
 
+from phasejax.plots import save_figure
+
 
 def _parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -60,7 +62,8 @@ def main(argv=None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from phasejax import heat, io
+    from phasejax import heat
+    from phasejax.runtime import io
 
     d, l, eps, beta, n = args.d, args.l, args.eps, args.beta, args.N
     os.makedirs(args.out, exist_ok=True)
@@ -116,7 +119,7 @@ def main(argv=None) -> dict:
                        label=f"m={m}" if m <= 8 else None)
     ax[1].set(xlabel="step k", ylabel="|hat eps_m|", title=f"zonal spectrum (fastest linear growth m = {l_star})")
     ax[1].legend(fontsize=7, ncol=2)
-    io.save_figure(fig, os.path.join(args.out, "heat_step_amplitude.png"))
+    save_figure(fig, os.path.join(args.out, "heat_step_amplitude.png"))
 
     ks = sorted(snaps)
     e = np.zeros(d)
@@ -131,14 +134,14 @@ def main(argv=None) -> dict:
         a.set(title=f"step {k}", xlabel="azimuth φ", xlim=(-np.pi, np.pi), ylim=(-1, 1))
     ax[0].set_ylabel("t = <x, e>")
     fig.suptitle(f"tokens clustering under repeated attention (β={beta}, N={n}; equal-area for d=3)", y=1.06)
-    io.save_figure(fig, os.path.join(args.out, "heat_step_cloud.png"))
+    save_figure(fig, os.path.join(args.out, "heat_step_cloud.png"))
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for k in ks:
         ax.hist(snaps[k][:, 0], bins=80, range=(-1, 1), density=True, histtype="step", label=f"step {k}")
     ax.set(xlabel="t = <x, e>", ylabel="density of t", title=f"histogram of t (d={d}, l={l}, eps={eps}, β={beta})")
     ax.legend(fontsize=7)
-    io.save_figure(fig, os.path.join(args.out, "heat_step_hist.png"))
+    save_figure(fig, os.path.join(args.out, "heat_step_hist.png"))
 
     res = {
         "d": d, "l": l, "eps": eps, "beta": beta, "N": n,

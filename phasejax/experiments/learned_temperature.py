@@ -26,9 +26,11 @@ import time
 
 import numpy as np
 
+from phasejax.plots import save_figure
+
 
 def _parser():
-    from phasejax.commands import _common as C
+    from phasejax.cli import _common as C
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--d", type=int, nargs="+", default=[3, 5], help="dimensions (default 3 5)")
@@ -55,7 +57,6 @@ def _mse_figure(path, by_d, mc, out):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from phasejax import io
     from phasejax import learn as L
 
     fig, axes = plt.subplots(1, len(by_d), figsize=(6.5 * len(by_d), 4.8), squeeze=False)
@@ -79,7 +80,7 @@ def _mse_figure(path, by_d, mc, out):
         ax.set_title(f"d={d}: MSE, minimiser (line) and learned $\\beta$ (band: ±2 se); dots: Monte Carlo ±2 se",
                      fontsize=9)
         ax.legend(fontsize=7)
-    return io.save_figure(fig, path)
+    return save_figure(fig, path)
 
 
 def main(argv=None):
@@ -88,10 +89,10 @@ def main(argv=None):
         args.d, args.n_max, args.steps, args.runs, args.batch, args.mc_contexts = [3], 300, 240, 4, 8, 60
     import jax
 
-    from phasejax import io
     from phasejax import learn as L
-    from phasejax.commands import _common as C
-    from phasejax.commands import learn as cmd
+    from phasejax.cli import _common as C
+    from phasejax.cli import learn as cmd
+    from phasejax.runtime import io
 
     ns_args = argparse.Namespace(d=3, task="both", n_min=args.n_min, n_max=args.n_max, n_points=args.n_points,
                                  steps=args.steps, batch=args.batch, contexts=args.contexts)

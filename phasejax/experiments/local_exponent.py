@@ -30,6 +30,8 @@ import time
 
 import numpy as np
 
+from phasejax.plots import save_figure
+
 
 def _parser():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,8 +49,7 @@ def _parser():
 
 def laws(u0: float = 0.1) -> dict:
     """The key laws of the experiment, by name (all on S^2, relative to one query)."""
-    from phasejax.geometry import PowerLawCap, UniformSphere
-    from phasejax.laws_extra import AngularGaussian, FarCap, LocalWarp, Mixture
+    from phasejax.laws import AngularGaussian, FarCap, LocalWarp, Mixture, PowerLawCap, UniformSphere
 
     mix = Mixture(UniformSphere(3), FarCap(3, 0.1), 0.25)
     return {
@@ -72,9 +73,9 @@ def main(argv=None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from phasejax import io
-    from phasejax.commands._common import format_table
+    from phasejax.cli._common import format_table
     from phasejax.estimate import fit_tail
+    from phasejax.runtime import io
     from phasejax.scaling import scaling_scan
     from phasejax.theory import lambda_star
 
@@ -154,7 +155,7 @@ def main(argv=None) -> dict:
     ax[2].legend(fontsize=7)
     for a in ax:
         a.title.set_fontsize(9)
-    fig_path = io.save_figure(fig, os.path.join(args.out, "local_exponent.png"))
+    fig_path = save_figure(fig, os.path.join(args.out, "local_exponent.png"))
     elapsed = time.perf_counter() - t0
     out = {"laws": res, "ns": ns, "seeds": args.seeds, "m": args.m, "u0": args.u0, "elapsed_s": elapsed,
            "files": {"figure": fig_path, "json": os.path.join(args.out, "local_exponent.json")}}

@@ -78,8 +78,8 @@ def _peak_fd(log_beta, mean_w):
 
 
 def main(argv=None) -> dict:
-    from phasejax.geometry import UniformSphere
-    from phasejax.io import save_figure
+    from phasejax.laws import UniformSphere
+    from phasejax.plots import save_figure
     from phasejax.scaling import nearest_gap_samples
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -25,10 +25,11 @@ import time
 
 import numpy as np
 
+from phasejax.plots import phase_diagram_figure
+
 
 def _cases(full: bool, quick: bool = False):
-    from phasejax.geometry import PowerLawCap, UniformSphere
-    from phasejax.phase import GaussianScores
+    from phasejax.laws import GaussianScores, PowerLawCap, UniformSphere
 
     if quick:
         return [
@@ -57,7 +58,8 @@ def _empirical_rows(law, n, key, rows=8):
     """Predictor from single rows of scores (what a user has): median over ``rows`` contexts."""
     import jax
 
-    from phasejax.phase import GaussianScores, predict_beta_peak_from_scores
+    from phasejax.estimate import predict_beta_peak_from_scores
+    from phasejax.laws import GaussianScores
 
     preds = []
     for i in range(rows):
@@ -73,8 +75,9 @@ def _empirical_rows(law, n, key, rows=8):
 def predictor_accuracy(full: bool = False, seed: int = 0, progress=True, quick: bool = False) -> list[dict]:
     import jax
 
-    from phasejax.phase import GaussianScores, measured_peak, predict_beta_peak
-    from phasejax.theory import lambda_star
+    from phasejax.laws import GaussianScores
+    from phasejax.phase import measured_peak
+    from phasejax.theory import lambda_star, predict_beta_peak
 
     rows = []
     for name, law, ns, seeds in _cases(full, quick):
@@ -112,7 +115,7 @@ def predictor_accuracy(full: bool = False, seed: int = 0, progress=True, quick: 
 
 
 def format_rows(rows) -> str:
-    from phasejax.commands._common import format_table
+    from phasejax.cli._common import format_table
 
     def pct(x):
         return "nan" if not math.isfinite(x) else f"{x:+.1%}"
@@ -130,7 +133,7 @@ def format_rows(rows) -> str:
 
 def phase_figures(out: str, *, n_max: float = 1e7, measured=None) -> dict:
     from phasejax import phase
-    from phasejax.phase import _schedule_betas
+    from phasejax.phase import schedule_betas as _schedule_betas
     from phasejax.schedules import SCHEDULE_NAMES
 
     files = {}
@@ -150,7 +153,7 @@ def phase_figures(out: str, *, n_max: float = 1e7, measured=None) -> dict:
             nl, _ = phase.leaves_window_at(consts, s, n_min=1e3, n_max=n_max, **params)
             if nl is not None:
                 leaves[s] = (nl, float(_schedule_betas(s, np.array([nl]), params)[0]))
-        from phasejax.geometry import UniformSphere
+        from phasejax.laws import UniformSphere
 
         nn = np.array([1e3, 1e4, 1e5, 1e6, 1e7])
         extra = {"tail-hazard predictor": (nn, phase.predict_beta_peak(nn, UniformSphere(d)))}
@@ -158,7 +161,7 @@ def phase_figures(out: str, *, n_max: float = 1e7, measured=None) -> dict:
             pts = [(r["n"], r["measured"]) for r in measured if r["case"] == f"sphere d={d}"]
             if pts:
                 extra["measured peak (simulated)"] = (np.array([p[0] for p in pts]), np.array([p[1] for p in pts]))
-        files[f"phase_d{d}"] = phase.plot_phase_diagram(pd, os.path.join(out, f"phase_d{d}.png"), schedules=curves,
+        files[f"phase_d{d}"] = phase_diagram_figure(pd, os.path.join(out, f"phase_d{d}.png"), schedules=curves,
                                                         leaves=leaves, extra=extra)
     return files
 
@@ -172,7 +175,7 @@ def main(argv=None):
     p.add_argument("--no-figures", action="store_true")
     p.add_argument("--quick", action="store_true", help="two cases at n = 1e3 (CI)")
     args = p.parse_args(argv)
-    from phasejax import io
+    from phasejax.runtime import io
 
     os.makedirs(args.out, exist_ok=True)
     t0 = time.perf_counter()

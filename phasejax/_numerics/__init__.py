@@ -1,0 +1,1 @@
+"""Shared numerics, one copy each (private: import the submodules directly)."""

@@ -1,1 +1,0 @@
-"""Subcommands of the ``phasejax`` CLI, one module each (see :mod:`phasejax.cli`)."""

@@ -1,0 +1,433 @@
+"""TODO: module docstring. Moved from io, phase, commands.scaling, commands.sweep, commands.heat, commands.diagnose, commands.learn, commands.limit_laws, experiments.crossover, experiments.learned_temperature, experiments.schedules_phase."""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+from .phase import PhaseDiagram
+from .runtime.io import atomic_write
+
+__all__ = ['save_figure', 'phase_diagram_figure', 'scaling_peaks_figure', 'scaling_collapse_figure', 'sweep_figure', 'heat_gain_figure', 'diagnose_figure', 'learn_figure', 'subcritical_figure', 'critical_figure', 'supercritical_figure', 'entropy_figure']
+
+
+def save_figure(fig, path: str, **kwargs) -> str:
+    """Save a matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    fmt = os.path.splitext(path)[1].lstrip(".") or "png"
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format=fmt, dpi=kwargs.pop("dpi", 130), bbox_inches="tight", **kwargs)
+    plt.close(fig)
+    return path
+
+
+def phase_diagram_figure(pd: PhaseDiagram, path: str, *, schedules: dict | None = None, leaves: dict | None = None,
+                       extra: dict | None = None, title: str | None = None) -> str:
+    """Save the phase diagram (log-log n, beta; colour E[max weight]) with schedule curves.
+
+    ``schedules``: name -> beta(n) on ``pd.n``; ``leaves``: name -> (n_leave, beta there) marked
+    with an x; ``extra``: label -> (n, beta) drawn as points (e.g. exact finite-n peaks,
+    predictor values).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+
+    fig, ax = plt.subplots(figsize=(7.2, 5.2))
+    mesh = ax.pcolormesh(pd.n, pd.beta, pd.E_max_weight, shading="auto", cmap="magma", vmin=0.0, vmax=1.0)
+    cb = fig.colorbar(mesh, ax=ax)
+    cb.set_label("E[max weight], Poisson limit (n = inf)")
+    w = pd.window
+    ax.plot(pd.n, pd.beta_peak, "w-", lw=2, label=f"$\\beta_{{peak}} = \\lambda^* n^{{2/\\alpha}}$, "
+            f"$\\lambda^*$={w.lambda_star:.4g}")
+    ax.fill_between(pd.n, pd.window_lo, pd.window_hi, color="white", alpha=0.18,
+                    label=f"window: $\\chi \\geq \\chi_{{max}}/2$ ({w.lo:.2f}-{w.hi:.2f} $\\lambda^*$)")
+    ax.plot(pd.n, pd.window_lo, "w:", lw=1)
+    ax.plot(pd.n, pd.window_hi, "w:", lw=1)
+    colors = plt.cm.tab10(np.arange(10))
+    for i, (name, b) in enumerate((schedules or {}).items()):
+        ax.plot(pd.n, b, "-", color=colors[i % 10], lw=1.6, label=name)
+        nl = (leaves or {}).get(name)
+        if nl is not None and nl[0] is not None:
+            ax.plot([nl[0]], [nl[1]], "x", color=colors[i % 10], ms=10, mew=2.5)
+    for j, (label, (nn, bb)) in enumerate((extra or {}).items()):
+        ax.plot(nn, bb, "o" if j == 0 else "s", mfc="none", color="cyan" if j == 0 else "lime", ms=6, label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(pd.n.min(), pd.n.max())
+    ax.set_ylim(pd.beta.min(), pd.beta.max())
+    ax.set_xlabel("context length n (keys the query can see)")
+    ax.set_ylabel("$\\beta$ (multiplies the cosine $\\langle q,k\\rangle$)")
+    c = pd.constants
+    ax.set_title(title or f"{c.source}: alpha={c.alpha:g}, C={c.C:.4g}  (x: leaves the window)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    return save_figure(fig, path)
+
+
+def scaling_peaks_figure(path, res, r):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.errorbar(res.n, res.beta_peak, yerr=2 * res.beta_peak_se, fmt="o", ms=4, capsize=3,
+                label=f"measured peak of $\\chi$ (+-2 se, {res.seeds} seeds)")
+    nn = np.geomspace(res.n.min() / 1.5, res.n.max() * 1.5, 100)
+    fit = res.fit
+    ax.plot(nn, fit.prefactor * nn**fit.b, "-", color="C1",
+            label=f"fit: {fit.prefactor:.3f} $n^{{{fit.b:.3f} \\pm {fit.b_se:.3f}}}$")
+    if r["lambda_star_theory"] is not None:
+        ax.plot(nn, r["lambda_star_theory"] * nn ** res.exponent_theory, "k--", lw=1,
+                label=f"theory: $\\lambda^*$={r['lambda_star_theory']:.4f} $n^{{2/\\alpha}}$, "
+                f"2/alpha={res.exponent_theory:.3f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("context length n (keys)")
+    ax.set_ylabel("$\\beta_{peak}(n)$ (inverse temperature on $\\langle q,k\\rangle$)")
+    ax.set_title(f"{res.law_name} d={res.d}, alpha={res.alpha:g}: susceptibility peak of E[{r['observable']}]",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(True, which="both", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def scaling_collapse_figure(path, res, r, limit=None):
+    """E[observable] against lambda for every n, with the Poisson-limit curve ``limit`` (on ``res.collapse_lambda``)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    lam = res.collapse_lambda
+    colors = plt.cm.viridis(np.linspace(0, 0.9, len(res.n)))
+    for i, n in enumerate(res.n):
+        ax.errorbar(lam, res.collapse_mean[i], yerr=2 * res.collapse_se[i], color=colors[i], lw=1, ms=2,
+                    fmt="o-", capsize=0, label=f"n = {n:.3g}")
+    if limit is not None:
+        ax.plot(lam, limit, "k--", lw=1.5, label="Poisson limit (n = inf)")
+    if r["lambda_star_theory"] is not None:
+        ax.axvline(r["lambda_star_theory"], color="gray", ls=":", label="$\\lambda^*$ (theory)")
+    ax.set_xscale("log")
+    ax.set_xlabel("$\\lambda = \\beta / n^{2/\\alpha}$ (rescaled inverse temperature)")
+    ax.set_ylabel(f"E[{r['observable']}] (seed mean, +-2 se)")
+    ax.set_title(f"Data collapse, {res.law_name} d={res.d}, alpha={res.alpha:g}", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(True, which="both", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def sweep_figure(path, law, n, s, result, lambda_star=None):
+    """Max weight, top-k mass, entropy and effective keys of a sweep summary ``s`` against beta."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+
+    beta = s["beta"]
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4))
+    ax = axes[0]
+    for name, label in (("max_weight", "max weight $W_{(1)}$"), ("top_k_mass", f"top-{result['top_k']} mass")):
+        ax.plot(beta, s[name], label=label)
+        ax.fill_between(beta, s[name] - 2 * s[name + "_se"], s[name] + 2 * s[name + "_se"], alpha=0.3)
+    ax.set_ylabel("weight (fraction of attention mass)")
+    ax = axes[1]
+    ax.plot(beta, s["entropy"] / math.log(n), label="entropy $H/\\log n$")
+    ax.fill_between(beta, (s["entropy"] - 2 * s["entropy_se"]) / math.log(n),
+                    (s["entropy"] + 2 * s["entropy_se"]) / math.log(n), alpha=0.3)
+    ax.set_ylabel("entropy / log n (nats / nats)")
+    ax = axes[2]
+    ax.loglog(beta, s["effective_keys"], label="effective keys $e^H$")
+    ax.loglog(beta, s["inv_sum_w2"], "--", label="Kish $1/\\sum w^2$")
+    ax.set_ylabel("number of keys")
+    ls = lambda_star
+    for ax in axes:
+        ax.set_xscale("log")
+        ax.set_xlabel("inverse temperature $\\beta$ (logit = $\\beta\\langle q,k\\rangle$)")
+        ax.axvline(n ** (2 / law.alpha), color="gray", ls=":", lw=1, label="$n^{2/\\alpha}$")
+        if ls:
+            ax.axvline(ls * n ** (2 / law.alpha), color="k", ls="--", lw=1, label="$\\lambda^* n^{2/\\alpha}$")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{result['geometry']} d={law.d}, alpha={law.alpha:g}, n={n:g}, {result['seeds']} seeds "
+                 "(bands: +-2 se)")
+    return save_figure(fig, path)
+
+
+def heat_gain_figure(r, path, curves):
+    """Measured gains of ``r`` (the ``phasejax heat`` result) against the exact curves ``(beta, G_inf, G_n)``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+
+    b = np.asarray(r["beta"])
+    bb, g_inf, g_n = curves
+    d, l, eps = r["d"], r["l"], r["eps"]
+    g_m, se_m = np.asarray(r["G_measured"]), np.asarray(r["G_measured_se"])
+    g_x, se_x = np.asarray(r["G_extrapolated"]), np.asarray(r["G_extrapolated_se"])
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.2))
+    ax[0].errorbar(b, g_m - 1, yerr=se_m, fmt="o", color="k", label=f"measured, N={r['N']} (mean ± s.e., "
+                   f"{r['seeds']} seeds)")
+    ax[0].errorbar(b * 1.04, g_x - 1, yerr=se_x, fmt="s", mfc="none", color="C3",
+                   label="same clouds, extrapolated to N = ∞")
+    ax[0].plot(bb, g_inf - 1, "C0-", label="exact map, N = ∞")
+    ax[0].plot(bb, g_n - 1, "C2--", label="exact map + O(1/N) correction")
+    ax[0].plot(bb, l * (l + d - 2) / bb, "C1:", label="first order l(l+d-2)/β")
+    ax[0].set(xscale="log", yscale="log", xlabel="β", ylabel="G - 1",
+              title=f"zonal mode l={l} on S^{d - 1}, eps={eps}")
+    ax[0].legend(fontsize=8)
+    ax[1].errorbar(b, (g_m - 1) * b, yerr=se_m * b, fmt="o", color="k", label="measured")
+    ax[1].errorbar(b * 1.04, (g_x - 1) * b, yerr=se_x * b, fmt="s", mfc="none", color="C3",
+                   label="extrapolated to N = ∞")
+    ax[1].plot(bb, (g_inf - 1) * bb, "C0-", label="exact map, N = ∞")
+    ax[1].plot(bb, (g_n - 1) * bb, "C2--", label=f"exact map + O(1/N) correction, N={r['N']}")
+    ax[1].axhline(l * (l + d - 2), color="C1", ls=":", label="l(l+d-2)")
+    ax[1].set(xscale="log", xlabel="β", ylabel="(G - 1) β", title="approach to the heat equation")
+    ax[1].legend(fontsize=8)
+    # the residuals against the exact N = infinity gain, where the finite-N bias is visible
+    g_inf_b = np.asarray(r["G_exact"])
+    ax[2].axhline(0, color="C0", lw=1, label="exact map, N = ∞")
+    ax[2].plot(bb, g_n - g_inf, "C2--", label=f"O(1/N) theory of the bias, N={r['N']}")
+    ax[2].errorbar(b, g_m - g_inf_b, yerr=3 * se_m, fmt="o", color="k", capsize=3, label="measured (± 3 s.e.)")
+    ax[2].errorbar(b * 1.04, g_x - g_inf_b, yerr=3 * se_x, fmt="s", mfc="none", color="C3", capsize=3,
+                   label="extrapolated to N = ∞ (± 3 s.e.)")
+    ax[2].set(xscale="log", xlabel="β", ylabel="G - G_exact(N = ∞)", title="finite-N bias and its removal")
+    ax[2].legend(fontsize=8)
+    for a in ax:
+        a.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    fig.tight_layout()
+    save_figure(fig, path)
+
+
+def diagnose_figure(path, fit, r):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 4.3))
+    fig.subplots_adjust(wspace=0.4)
+    kg = fit.k_grid
+    a1.fill_between(kg, fit.alpha_grid - 2 * fit.alpha_se_grid, fit.alpha_grid + 2 * fit.alpha_se_grid,
+                    color="C0", alpha=0.2, label="Hill alpha(k) +- 2 se")
+    a1.plot(kg, fit.alpha_grid, "o-", ms=3, color="C0")
+    a1.axvline(fit.k, color="k", ls=":", label=f"chosen k = {fit.k} ({fit.rule})")
+    a1.axhline(fit.alpha, color="C1", lw=1, label=f"alpha = {fit.alpha:.3g} +- {fit.alpha_se:.2g}")
+    a1.set_xscale("log")
+    a1.set_xlabel("k (smallest gaps per query)")
+    a1.set_ylabel("local exponent alpha")
+    ax = a1.twinx()
+    ax.plot(kg, fit.ks_pvalue_grid, "s", ms=3, color="C2", alpha=0.6, label="KS p")
+    ax.plot(kg, fit.trend_pvalue_grid, "^", ms=3, color="C3", alpha=0.6, label="trend p")
+    ax.plot(kg, fit.stability_pvalue_grid, "v", ms=3, color="C4", alpha=0.6, label="stability p")
+    ax.axhline(fit.level, color="gray", lw=0.8, ls="--")
+    ax.set_ylim(0, 1.02)
+    ax.set_ylabel("p-value")
+    h1, l1 = a1.get_legend_handles_labels()
+    h2, l2 = ax.get_legend_handles_labels()
+    a1.legend(h1 + h2, l1 + l2, fontsize=7)
+    a1.set_title(f"stability plot: {r['num_queries']} queries ({r['query_source']}), N = {r['N']}", fontsize=9)
+
+    n = np.asarray(r["n"], np.float64)
+    bp = np.asarray(r["beta_peak"], np.float64)
+    se = np.asarray(r["beta_peak_se"], np.float64)
+    a2.fill_between(n, bp - 2 * se, bp + 2 * se, color="C1", alpha=0.2)
+    a2.plot(n, bp, "-", color="C1", label=f"predicted $\\lambda^*$={r['lambda_star']:.3g} $n^{{2/\\alpha}}$")
+    lo, hi = r["lambda_window"]
+    a2.fill_between(n, lo * n ** (2 / fit.alpha), hi * n ** (2 / fit.alpha), color="gray", alpha=0.12,
+                    label=f"critical window (E max w in {r['window'][0]:g}-{r['window'][1]:g})")
+    mi = [i for i, v in enumerate(r["beta_peak_measured"]) if v is not None]
+    if mi:
+        a2.errorbar(n[mi], [r["beta_peak_measured"][i] for i in mi],
+                    yerr=[2 * r["beta_peak_measured_se"][i] for i in mi], fmt="o", ms=4, capsize=3, color="C0",
+                    label=f"measured on subsamples (+-2 se, {r['seeds']} seeds)")
+    if r["beta"] is not None:
+        a2.axhline(r["beta"], color="C3", lw=1, label=f"beta = {r['beta']:g}")
+    a2.set_xscale("log")
+    a2.set_yscale("log")
+    a2.set_xlabel("context length n (keys)")
+    a2.set_ylabel("$\\beta$ (inverse temperature on $\\langle q,k\\rangle$)")
+    a2.set_title("susceptibility peak: prediction vs the data", fontsize=9)
+    a2.legend(fontsize=7)
+    a2.grid(True, which="both", alpha=0.3)
+    return save_figure(fig, path)
+
+
+def learn_figure(path, by_d):
+    """Phase diagram (n, beta) with the critical line lambda* n^(2/(d-1)) for each d, the regression optimum
+    (exact, asymptotic) and the learned betas of both tasks; lambda(n); training trajectories.
+    ``by_d``: {d: {task: scan(...) result}}."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from . import learn as L
+
+    fig, axes = plt.subplots(1, 3, figsize=(17, 5))
+    colors = {3: "C0", 4: "C2", 5: "C1", 6: "C3"}
+    ax, axl, axt = axes
+    for d, res in sorted(by_d.items()):
+        col = colors.get(d, f"C{d % 10}")
+        ns = np.concatenate([np.asarray(r["n"]) for r in res.values()])
+        grid = np.geomspace(ns.min() / 2, ns.max() * 2, 60)
+        lam_star = next(iter(res.values()))["lambda_star"]
+        if lam_star:
+            ax.loglog(grid, lam_star * grid ** (2 / (d - 1)), "--", color=col, lw=1.5,
+                      label=f"d={d}: critical $\\lambda^* n^{{2/(d-1)}}$, $\\lambda^*$={lam_star:.4g}")
+            axl.axhline(lam_star, color=col, ls="--", lw=1)
+        if "regression" in res:
+            r = res["regression"]
+            ax.loglog(grid, [L.beta_opt_asymptotic(g, d) for g in grid], ":", color=col, lw=1,
+                      label=f"d={d}: $c n^{{2/(d+3)}}$, c={L.beta_opt_coefficient(d):.3g}")
+            ax.loglog(r["n"], r["beta_opt_theory"], "-", color=col, lw=1, alpha=0.7,
+                      label=f"d={d}: exact finite-n MSE minimiser")
+            ax.errorbar(r["n"], r["beta_learned"], yerr=2 * r["beta_learned_se"], fmt="o", color=col, ms=5,
+                        capsize=3, label=f"d={d}: learned, regression (±2 se)")
+            axl.errorbar(r["n"], r["lambda"], yerr=2 * r["beta_learned_se"] / r["n"] ** (2 / (d - 1)), fmt="o-",
+                         color=col, ms=4, label=f"d={d} regression")
+            for tr in r["trajectories"]:
+                axt.semilogy(np.arange(1, tr.shape[1] + 1), np.exp(tr.mean(0)), "-", color=col, lw=1)
+        if "retrieval" in res:
+            r = res["retrieval"]
+            ax.errorbar(r["n"], r["beta_final"], yerr=2 * r["beta_final_se"], fmt="^", color=col, ms=7,
+                        mfc="none", capsize=3, label=f"d={d}: learned, retrieval (end of training)")
+            axl.errorbar(r["n"], r["lambda_final"], yerr=2 * r["beta_final_se"] / r["n"] ** (2 / (d - 1)),
+                         fmt="^-", mfc="none", color=col, ms=6, label=f"d={d} retrieval")
+            for tr in r["trajectories"]:
+                axt.semilogy(np.arange(1, tr.shape[1] + 1), np.exp(tr.mean(0)), "--", color=col, lw=1)
+    ax.set_xlabel("context length n (keys)")
+    ax.set_ylabel("inverse temperature $\\beta$ (logit = $\\beta\\langle q,k\\rangle$)")
+    ax.set_title("phase diagram: above the dashed line is supercritical")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2)
+    axl.set_xscale("log")
+    axl.set_yscale("log")
+    axl.set_xlabel("context length n (keys)")
+    axl.set_ylabel("$\\lambda = \\beta / n^{2/(d-1)}$ (dashed: $\\lambda^*$)")
+    axl.set_title("regression: $\\lambda \\to 0$ (subcritical); retrieval: $\\lambda > \\lambda^*$")
+    axl.legend(fontsize=7)
+    axt.set_xlabel("Adam step")
+    axt.set_ylabel("$\\beta$ (geometric mean over runs)")
+    axt.set_title("training: solid regression (plateaus), dashed retrieval (grows)")
+    return save_figure(fig, path)
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def subcritical_figure(path, s):
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.3))
+    n = np.array(s["n"])
+    ax.errorbar(n, s["n_var_par"], yerr=2 * np.array(s["n_var_par_se"]), fmt="o", capsize=3,
+                label="n Var(y parallel to q) (+-2 se)")
+    ax.errorbar(n, s["n_var_perp"], yerr=2 * np.array(s["n_var_perp_se"]), fmt="s", capsize=3,
+                label="n Var(y perpendicular) (+-2 se)")
+    ax.axhline(s["S_par"], color="C0", ls="--", label=f"theory S_par = {s['S_par']:.4f}")
+    ax.axhline(s["S_perp"], color="C1", ls="--", label=f"theory S_perp = {s['S_perp']:.4f}")
+    ax.set_xscale("log")
+    ax.set_xlabel("context length n (keys)")
+    ax.set_ylabel("n x variance of the output component")
+    ax.set_title(f"Subcritical: Gaussian fluctuations, d={s['d']}, beta={s['beta']:g}, {s['seeds']} contexts/n",
+                 fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def critical_figure(path, c, crit):
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    ax = axes[0]
+    n = np.array(c["n"])
+    for name, label in (("ks_max_weight", "max weight"), ("ks_entropy", "entropy"), ("ks_w2", "$W_{(2)}$"),
+                        ("ks_w3", "$W_{(3)}$")):
+        if name in c:
+            ax.plot(n, c[name], "o-", label=label)
+    ax.axhline(c["ks_noise"], color="gray", ls=":", label="95% KS noise level")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("context length n (keys)")
+    ax.set_ylabel("two-sample KS distance to the Poisson limit")
+    ax.set_title(f"Critical window, d={c['d']}, lambda={c['lambda']:g} (rho={c['rho']:.3g})", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    ax = axes[1]
+    for sample, label, style in ((crit["samples_largest_n"]["max_weight"], f"n = {int(n[-1]):.0e}", "-"),
+                                 (crit["samples_limit"]["max_weight"], "Poisson limit", "--")):
+        x = np.sort(sample)
+        ax.plot(x, np.arange(1, x.size + 1) / x.size, style, label=label)
+    ax.axvline(c["E_max_weight_limit"], color="k", lw=0.8, ls=":", label="E[max weight], limit (quadrature)")
+    ax.set_xlabel("max weight $W_{(1)}$")
+    ax.set_ylabel("empirical CDF")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
+
+
+def supercritical_figure(path, s):
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4.3))
+    lam = np.array(s["lambda"])
+    ax.errorbar(lam, s["one_minus_E_max_weight"], yerr=2 * np.array(s["one_minus_E_max_weight_se"]), fmt="o",
+                capsize=3, label=f"simulation, n = {s['n']:.0e} (+-2 se)")
+    lam_f = np.geomspace(lam.min(), lam.max(), 100)
+    ax.plot(lam, s["poisson_exact"], "k-", lw=1, label="Poisson limit (exact quadrature)")
+    ax.plot(lam, s["tail_law"], "r--", lw=1, label="tail law log(2) h Gamma(2-1/h) rho^(1/h)")
+    del lam_f
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("$\\lambda = \\beta / n^{2/(d-1)}$")
+    ax.set_ylabel("1 - E[max weight]")
+    ax.set_title(f"Supercritical collapse onto the nearest key, d={s['d']}", fontsize=9)
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3, which="both")
+    return save_figure(fig, path)
+
+
+def entropy_figure(path, e):
+
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3))
+    b = np.array(e["beta"])
+    ax = axes[0]
+    ax.errorbar(b, e["entropy"], yerr=2 * np.array(e["entropy_se"]), fmt="o", ms=3, label=f"n = {e['n']:.0e}")
+    ax.plot(b, e["entropy_limit"], "k--", lw=1, label="n = inf: log n + log M_d - beta A_d")
+    ax.axvline(e["critical_beta"], color="gray", ls=":", label="$n^{2/(d-1)}$")
+    ax.set_xscale("log")
+    ax.set_xlabel("$\\beta$")
+    ax.set_ylabel("entropy H (nats)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    ax = axes[1]
+    ax.errorbar(b, e["slope"], yerr=2 * np.array(e["slope_se"]), fmt="o", ms=3, label="measured dH/dlog beta")
+    ax.plot(b, e["slope_limit"], "k--", lw=1, label="n = inf: $-\\beta^2 A_d'$")
+    ax.axhline(-(e["d"] - 1) / 2, color="r", ls=":", label=f"plateau -(d-1)/2 = {-(e['d'] - 1) / 2:g}")
+    ax.axvline(e["critical_beta"], color="gray", ls=":")
+    ax.set_xscale("log")
+    ax.set_xlabel("$\\beta$")
+    ax.set_ylabel("dH / d log beta (nats)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"Entropy crossovers, d={e['d']}: global -> local averaging -> Poisson -> 0", fontsize=10)
+    return save_figure(fig, path)

@@ -17,24 +17,19 @@ import jax.numpy as jnp
 __all__ = ['uniform_open', 'uniform_from_bits', 'exponential', 'log_gamma_variate']
 
 
-def uniform_open(key, shape=(), dtype=None):
-    """U ~ Uniform(0, 1), never 0 or 1, with full relative precision near 0 (down to ~5e-20)."""
-    dtype = dtype or jnp.result_type(float)
-    bits = jax.random.bits(key, (2, *shape), dtype=jnp.uint32)
-    hi = bits[0].astype(dtype)
-    lo = bits[1].astype(dtype)
+def uniform_from_bits(bits, dtype):
+    """U in (0, 1), never 0 or 1, from two uint32 words (hi, lo): U = (hi + (lo + 1/2) 2^-32) 2^-32, with
+    full relative precision near 0 (down to ~5e-20 in float32 and float64)."""
     two32 = jnp.asarray(2.0**-32, dtype)
-    u = (hi + (lo + 0.5) * two32) * two32
+    u = (bits[0].astype(dtype) + (bits[1].astype(dtype) + 0.5) * two32) * two32
     # hi = 2^32 - 1 with lo near 2^32 rounds to 1 in float32: keep U < 1.
     return jnp.minimum(u, jnp.asarray(1.0, dtype) - jnp.finfo(dtype).epsneg)
 
 
-def uniform_from_bits(bits, dtype):
-    """U in (0, 1) from two uint32 words (hi, lo), full relative precision near 0
-    (as :func:`phasejax._random.uniform_open`)."""
-    two32 = jnp.asarray(2.0**-32, dtype)
-    u = (bits[0].astype(dtype) + (bits[1].astype(dtype) + 0.5) * two32) * two32
-    return jnp.minimum(u, jnp.asarray(1.0, dtype) - jnp.finfo(dtype).epsneg)
+def uniform_open(key, shape=(), dtype=None):
+    """U ~ Uniform(0, 1) of the given shape from 64 random bits per draw (:func:`uniform_from_bits`)."""
+    dtype = dtype or jnp.result_type(float)
+    return uniform_from_bits(jax.random.bits(key, (2, *shape), dtype=jnp.uint32), dtype)
 
 
 def exponential(key, shape, dtype):

@@ -1,4 +1,4 @@
-"""Finite-n simulation against the limit law of each regime (THEORY b, c, f).
+"""Finite-n simulation against the limit law of each regime (docs/theory.md §b, §c, §f).
 
 * :func:`subcritical_fluctuations` - fixed beta, growing n: the covariance of
   sqrt(n) (y - A_d(beta) q) against (S_par, S_perp), and the normality of a projected component.
@@ -71,7 +71,7 @@ def _outputs(law, keys, q, beta, n, chunk):
 def subcritical_fluctuations(
     d: int, beta: float, ns, *, key, seeds: int = 400, chunk: int = 8192, devices: int | None = None,
 ) -> dict:
-    """sqrt(n) (y - A q) over ``seeds`` contexts of n uniform keys, for each n, against THEORY b.
+    """sqrt(n) (y - A q) over ``seeds`` contexts of n uniform keys, for each n, against docs/theory.md §b.
 
     Returns per n: n Var(y_par) and n Var(y_perp) (averaged over the d-1 perpendicular
     directions) with standard errors (se of a sample variance, Gaussian approximation
@@ -141,7 +141,7 @@ def _ppp_stats(keys, h, rho, m, k):
 
 
 def critical_laws(
-    d: int, lam: float, ns, *, key, seeds: int = 2000, ppp_seeds: int = 20000, m: int = 256, k: int = 3,
+    d: int, lam: float, ns, *, key, seeds: int = 2000, ppp_seeds: int = 20000, m: int | float = 256, k: int = 3,
     devices: int | None = None,
 ) -> dict:
     """Finite-n laws at beta = lambda n^{2/(d-1)} against the Poisson limit, by two-sample KS.
@@ -187,10 +187,10 @@ def critical_laws(
 
 
 def supercritical_tail_check(
-    d: int, lams, n: int, *, key, seeds: int = 4000, m: int = 64, devices: int | None = None,
+    d: int, lams, n: int | float, *, key, seeds: int = 4000, m: int | float = 64, devices: int | None = None,
 ) -> dict:
     """1 - E[W_(1)] at beta = lambda n^{2/(d-1)} for large lambda against the exact Poisson value and the
-    tail law log(2) h Gamma(2-1/h) rho^{1/h} (THEORY c); the ratio measured/tail -> 1 as lambda grows."""
+    tail law log(2) h Gamma(2-1/h) rho^{1/h} (docs/theory.md §c); the ratio measured/tail -> 1 as lambda grows."""
     d = check_int("d", d, minimum=3)
     n = check_int("n", n, minimum=2)
     law = UniformSphere(d)
@@ -232,10 +232,10 @@ def _entropy_and_var(law, keys, betas, n, chunk):
 
 
 def entropy_crossover(
-    d: int, n: int, betas, *, key, seeds: int = 8, chunk: int = 32768, devices: int | None = None,
+    d: int, n: int | float, betas, *, key, seeds: int = 8, chunk: int = 32768, devices: int | None = None,
 ) -> dict:
-    """H(beta) and its slope dH/d log beta = -beta^2 Var_w(u) (exact per sample, THEORY e) at fixed n,
-    mean +- se over seeds, against the n = infinity curve and slope and the plateau (THEORY f)."""
+    """H(beta) and its slope dH/d log beta = -beta^2 Var_w(u) (exact per sample, docs/theory.md §e) at fixed n,
+    mean +- se over seeds, against the n = infinity curve and slope and the plateau (docs/theory.md §f)."""
     d = check_int("d", d, minimum=2)
     n = check_int("n", n, minimum=2)
     b = np.asarray(betas, np.float64)

@@ -22,9 +22,9 @@ From these, exactly (no further approximation):
 * <u>_w = m + Z1/Z, Var_w(u) = Z2/Z - (Z1/Z)^2; log partition log sum e^{-beta u} = -beta m + log Z;
 * top-k mass = sum over the k smallest gaps of e^{-beta u'} / Z (the k smallest are kept exactly);
 * with keys: the output y = sum_i w_i v_i (values v = keys unless given) and its bias
-  y - A_d(beta) q relative to the n -> infinity limit (THEORY b).
+  y - A_d(beta) q relative to the n -> infinity limit (docs/theory.md §b).
 
-Everything is differentiable in beta (``jax.jvp`` gives susceptibilities; THEORY e).
+Everything is differentiable in beta (``jax.jvp`` gives susceptibilities; docs/theory.md §e).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._checks import InputError, check_array, check_betas, check_int, check_unit_vectors
 from .laws.base import KeyLaw, gaps_from_keys
@@ -91,7 +91,7 @@ class Observables(eqx.Module):
         return out
 
 
-def log_weights(gaps: Float[Array, " n"], beta) -> Float[Array, " n"]:
+def log_weights(gaps: Float[ArrayLike, " n"], beta) -> Float[Array, " n"]:
     """log w_i = -beta u_i - log sum_j exp(-beta u_j), computed from gaps (stable).
 
     >>> import jax.numpy as jnp
@@ -106,7 +106,7 @@ def log_weights(gaps: Float[Array, " n"], beta) -> Float[Array, " n"]:
     return logits - jax.nn.logsumexp(logits)
 
 
-def weights(gaps: Float[Array, " n"], beta) -> Float[Array, " n"]:
+def weights(gaps: Float[ArrayLike, " n"], beta) -> Float[Array, " n"]:
     """w_i = softmax(-beta u)_i = softmax(beta <q,k>)_i."""
     return jnp.exp(log_weights(gaps, beta))
 
@@ -139,7 +139,7 @@ class Accumulator(eqx.Module):
     y: Array | None
 
     @classmethod
-    def init(cls, betas: Float[Array, " B"], *, top_k: int = 1, values_dim: int | None = None,
+    def init(cls, betas: Float[ArrayLike, "*B"], *, top_k: int = 1, values_dim: int | None = None,
              dtype=None) -> Accumulator:
         """The empty state for ``betas`` (B,), keeping the ``top_k`` smallest gaps and, with ``values_dim``,
         the weighted sum of values of that dimension. dtype: ``betas``'s unless given."""
@@ -227,8 +227,8 @@ def _gap_observables(gaps, betas, top_k, chunk):
 
 
 def gap_observables(
-    gaps: Float[Array, " n"],
-    betas: Float[Array, " B"],
+    gaps: Float[ArrayLike, " n"],
+    betas: Float[ArrayLike, "*B"],
     *,
     top_k: int = 5,
     chunk: int = DEFAULT_CHUNK,
@@ -278,11 +278,11 @@ def _key_observables(query, keys, values, betas, top_k, chunk):
 
 
 def key_observables(
-    query: Float[Array, " d"],
-    keys: Float[Array, "n d"],
-    betas: Float[Array, " B"],
+    query: Float[ArrayLike, " d"],
+    keys: Float[ArrayLike, "n d"],
+    betas: Float[ArrayLike, "*B"],
     *,
-    values: Float[Array, "n dv"] | None = None,
+    values: Float[ArrayLike, "n dv"] | None = None,
     top_k: int = 5,
     chunk: int = DEFAULT_CHUNK,
 ) -> Observables:
@@ -290,7 +290,7 @@ def key_observables(
 
     Gaps are computed as |q-k|^2/2 (full relative precision). ``values`` default to the keys
     (identity values); then ``bias`` = y - A_d(beta) q, the deviation from the n -> infinity
-    output (THEORY b), with A_d from :func:`phasejax.theory.mean_resultant`.
+    output (docs/theory.md §b), with A_d from :func:`phasejax.theory.mean_resultant`.
     """
     check_array("query", query, ndim=1)
     check_array("keys", keys, ndim=2)
@@ -333,8 +333,8 @@ def _sampled_observables(law, key, betas, n, top_k, chunk, dtype):
 def sampled_observables(
     law: KeyLaw,
     key: PRNGKeyArray,
-    n: int,
-    betas: Float[Array, " B"],
+    n: int | float,
+    betas: Float[ArrayLike, "*B"],
     *,
     top_k: int = 5,
     chunk: int = DEFAULT_CHUNK,
@@ -424,10 +424,10 @@ def _nearest_observables(law, key, betas, n, m, top_k, bulk, fluctuation, nodes,
 def nearest_observables_with_bound(
     law: KeyLaw,
     key: PRNGKeyArray,
-    n: int,
-    betas: Float[Array, " B"],
+    n: int | float,
+    betas: Float[ArrayLike, "*B"],
     *,
-    m: int = DEFAULT_M,
+    m: int | float = DEFAULT_M,
     top_k: int = 5,
     bulk: bool = True,
     fluctuation: bool = True,
@@ -442,7 +442,7 @@ def nearest_observables_with_bound(
         Z += N E[e^{-beta u'}] (+ fluctuation),  Z1 += N E[e^{-beta u'} u'],
         Z2 += N E[e^{-beta u'} u'^2],            Q += N E[e^{-2 beta u'}],   N = n - m,
 
-    conditional expectations given u > u_(m) by quadrature (THEORY a). With ``fluctuation`` the
+    conditional expectations given u > u_(m) by quadrature (docs/theory.md §a). With ``fluctuation`` the
     bulk sums get the CLT term sqrt(N) L xi, L L^T their conditional covariance (4 x 4, from the
     same quadrature) and xi ~ N(0, I_4) drawn from ``key`` once for every beta (common random
     numbers: each seed's curve stays smooth in beta). The fluctuation is what gives the
@@ -487,16 +487,16 @@ def nearest_observables_with_bound(
 def nearest_observables(
     law: KeyLaw,
     key: PRNGKeyArray,
-    n: int,
-    betas: Float[Array, " B"],
+    n: int | float,
+    betas: Float[ArrayLike, "*B"],
     *,
-    m: int = DEFAULT_M,
+    m: int | float = DEFAULT_M,
     top_k: int = 5,
     bulk: bool = True,
     fluctuation: bool = True,
     nodes: int = DEFAULT_NODES,
 ) -> Observables:
-    """Observables of n keys from ``law`` at cost O(m) independent of n (THEORY a).
+    """Observables of n keys from ``law`` at cost O(m) independent of n (docs/theory.md §a).
 
     The same fields and meaning as :func:`phasejax.observables.sampled_observables`; see
     :func:`nearest_observables_with_bound` for the method and the truncation error.

@@ -1,6 +1,6 @@
 """The phase diagram of a key law in the (n, beta) plane, schedules on it, and a critical-beta predictor.
 
-Three things (THEORY c, d, h):
+Three things (docs/theory.md §c, §d, §h):
 
 1. **Phase diagram.** For a key law with local exponent alpha and constant C
    (P(u <= s) ~ C s^{alpha/2}; from d, from (alpha, C), from empirical keys through a Hill
@@ -12,7 +12,7 @@ Three things (THEORY c, d, h):
    chi = d E[W_(1)]/d log lambda is at least half its maximum (full width at half maximum), reported
    as lambda/lambda* in [lo, hi]. For d = 3 it is about [0.2, 4.6] x lambda*, i.e. E[max weight]
    from about 0.13 to 0.85. **Where finite-n corrections matter:** the Poisson limit needs
-   log n >> (d-1)/2 on the sphere (THEORY h, crossover); for d = 64 and n <= 1e7 the measured peak is
+   log n >> (d-1)/2 on the sphere (docs/theory.md §h, crossover); for d = 64 and n <= 1e7 the measured peak is
    far from lambda* n^{2/63} (use the exact finite-n values, ``theory.exact_beta_peak``, or the
    predictor below, which follows them).
 2. **Schedules on it.** :func:`schedule_table` gives, for each schedule of
@@ -24,12 +24,12 @@ Three things (THEORY c, d, h):
    quantile, with kappa*(h) = lambda* C^{-1/h} = rho*(h)^{-1/h} the Poisson-limit peak in units
    where the mean measure is z^h (:func:`kappa_star_over_h`). Exactly lambda* n^{2/alpha} when
    F = C u^h; for scores with an unbounded Gaussian upper tail (h = infinity, kappa*/h -> 1) it is
-   the upper-tail hazard at the 1/n quantile ~ sqrt(2 log n)/sigma = beta_c (THEORY h, REM).
+   the upper-tail hazard at the 1/n quantile ~ sqrt(2 log n)/sigma = beta_c (docs/theory.md §h, REM).
 
 Shape contracts: ``n`` may be a scalar or 1-D array; per-n results have shape (N,); a phase
 diagram's colour array is (B, N) (beta rows, n columns); schedule tables are dicts of (S, N)
-arrays, S schedules. Host-level functions return NumPy float64 and compute in float64
-(``jax.enable_x64``) whatever the global mode.
+arrays, S schedules. Host-level functions return NumPy float64 and compute in float64 on the host,
+whatever JAX's dtype setting.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -156,9 +155,9 @@ def phase_diagram(constants: LawConstants, n, beta, *, level: float = 0.5) -> Ph
     return PhaseDiagram(n, beta, E, bp, win.lo * bp, win.hi * bp, win, constants)
 
 
-def schedule_betas(name, n, params):
-    with jax.enable_x64(True):
-        return np.asarray(schedule_beta(name, jnp.asarray(n, jnp.float64), **params), np.float64)
+def schedule_betas(name: str, n, params: dict) -> np.ndarray:
+    """beta(n) of schedule ``name`` with the keyword parameters ``params``, as host float64 (N,)."""
+    return np.asarray(schedule_beta(name, np.asarray(n, np.float64), **params), np.float64)
 
 
 def schedule_table(constants: LawConstants, n, *, schedules=SCHEDULE_NAMES, level: float = 0.5, d: int | None = None,
@@ -175,7 +174,7 @@ def schedule_table(constants: LawConstants, n, *, schedules=SCHEDULE_NAMES, leve
     at finite n they are meaningful only while exp(E H) <= n (fewer effective keys than keys) and
     the quadrature is in range. ``poisson_valid`` (S, N) marks that; elsewhere (deep subcritical,
     e.g. a sqrt(d) head at d = 64) the three Poisson columns are NaN. With ``d`` (uniform keys on
-    S^{d-1}) ``effective_keys_subcritical`` adds the fixed-beta Kish value n/R(beta) of THEORY b
+    S^{d-1}) ``effective_keys_subcritical`` adds the fixed-beta Kish value n/R(beta) of docs/theory.md §b
     (``theory.effective_keys_limit``), valid for beta << n^{2/(d-1)}.
     """
     n = check_lengths("n", n)
@@ -197,10 +196,7 @@ def schedule_table(constants: LawConstants, n, *, schedules=SCHEDULE_NAMES, leve
     if d is not None:
         from .theory.sphere import effective_keys_limit
 
-        with jax.enable_x64(True):
-            extra["effective_keys_subcritical"] = np.asarray(
-                effective_keys_limit(jnp.asarray(n[None, :], jnp.float64), jnp.asarray(betas, jnp.float64), d),
-                np.float64)
+        extra["effective_keys_subcritical"] = np.asarray(effective_keys_limit(n[None, :], betas, d), np.float64)
     return {
         **extra,
         "poisson_valid": valid,
@@ -261,7 +257,7 @@ def leaves_window_at(constants: LawConstants, name: str, *, n_min: float, n_max:
     return None, None
 
 
-def measured_peak(law, n: int, *, key, seeds: int = 128, grid=None, m: int | None = None):
+def measured_peak(law, n: int | float, *, key, seeds: int = 128, grid=None, m: int | None = None):
     """The susceptibility peak of E[max weight] measured on simulated contexts (DESIGN pipeline).
 
     BetaGapLaw: ``scaling.nearest_gap_samples`` (m nearest of n; m from ``scaling.choose_m``

@@ -1,4 +1,7 @@
-"""TODO: module docstring. Moved from io, phase, commands.scaling, commands.sweep, commands.heat, commands.diagnose, commands.learn, commands.limit_laws, experiments.crossover, experiments.learned_temperature, experiments.schedules_phase."""
+"""Every matplotlib figure of phasejax, drawn from results (no computation here: the callers pass the
+theory curves they want drawn). Figures are written atomically (:func:`save_figure`). matplotlib is
+imported inside the functions, with the Agg backend, so importing this module costs nothing.
+"""
 
 from __future__ import annotations
 

@@ -18,14 +18,14 @@ Shapes: ``ns`` (N,), per-n results (N,), ``collapse`` arrays (N, L) on a common 
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._checks import InputError, check_array, check_int, check_option, check_real
 from .laws.base import KeyLaw
@@ -36,7 +36,8 @@ from .transition import Peak, find_peak
 __all__ = ['PowerLawFit', 'fit_power_law', 'choose_m', 'nearest_gap_samples', 'gap_curve', 'truncation_bound', 'default_lambda_range', 'ScalingResult', 'scaling_scan']
 
 
-class PowerLawFit(eqx.Module):
+@dataclasses.dataclass(frozen=True)
+class PowerLawFit:
     """Weighted least-squares fit of log y = a + b log n (+ c n^{-omega} with a finite-size term).
 
     ``a_se``, ``b_se`` are the standard errors from the weights (1/se_log^2), ``ci95`` the
@@ -130,10 +131,10 @@ def fit_power_law(
     )
 
 
-def choose_m(law: KeyLaw, n: int, lambda_min: float, *, tail_tol: float = 1e-7, m_max: int = 1 << 20) -> int:
+def choose_m(law: KeyLaw, n: int | float, lambda_min: float, *, tail_tol: float = 1e-7, m_max: int = 1 << 20) -> int:
     """Smallest m whose neglected keys carry expected Poisson-limit mass < ``tail_tol`` at lambda_min.
 
-    In the Poisson limit (THEORY c) the energies z = beta u form a PPP with mean measure
+    In the Poisson limit (docs/theory.md §c) the energies z = beta u form a PPP with mean measure
     rho z^h, rho = C lambda^{-h}; the keys beyond the m-th start near z_m = (m/rho)^{1/h} and
     carry expected mass rho Gamma(h+1) Q(h, z_m) relative to the top key (Q the regularised
     upper incomplete gamma). Returns min(n, that m) (at least 16), capped at ``m_max``.
@@ -166,8 +167,8 @@ def _top_m_exact(law, keys, n, m):
 def nearest_gap_samples(
     law: KeyLaw,
     key: PRNGKeyArray,
-    n: int,
-    m: int,
+    n: int | float,
+    m: int | float,
     *,
     seeds: int,
     sampler: str = "auto",
@@ -228,7 +229,7 @@ def gap_curve(observable: str = "max_weight", top_k: int = 5):
     return curve
 
 
-def truncation_bound(gaps: Float[Array, "S m"], n: int, betas) -> Float[Array, " B"]:
+def truncation_bound(gaps: Float[ArrayLike, "S m"], n: int | float, betas) -> Float[Array, " B"]:
     """max over seeds of (n - m) exp(-beta (u_(m) - u_(1))): a bound on the relative change of Z,
     hence of the max weight, from dropping the n - m farthest keys. Zero when m = n."""
     s, m = gaps.shape
@@ -241,7 +242,7 @@ def truncation_bound(gaps: Float[Array, "S m"], n: int, betas) -> Float[Array, "
 
 
 def default_lambda_range(law: KeyLaw) -> tuple[float, float]:
-    """lambda*/8 .. 8 lambda* with lambda* of the law's (alpha, C) in the Poisson limit (THEORY d);
+    """lambda*/8 .. 8 lambda* with lambda* of the law's (alpha, C) in the Poisson limit (docs/theory.md §d);
     (0.05, 5) when the theory is unavailable for the law."""
     try:
         from .theory.poisson import lambda_star
@@ -252,7 +253,8 @@ def default_lambda_range(law: KeyLaw) -> tuple[float, float]:
     return (ls / 8.0, ls * 8.0)
 
 
-class ScalingResult(eqx.Module):
+@dataclasses.dataclass(frozen=True)
+class ScalingResult:
     """beta_peak(n) over n, the fit, and the collapse data. Host (NumPy) arrays throughout."""
 
     law_name: str
@@ -310,7 +312,7 @@ def scaling_scan(
     ``lambda_range`` (default: lambda*/8 .. 8 lambda* from the Poisson limit of the law's (alpha, C),
     see :func:`default_lambda_range`); when the susceptibility peaks at an end of the grid, the grid
     is extended by a factor 8 on that side (up to 3 times) and m re-chosen, so the peak is bracketed.
-    The finite-size fit adds c n^{-2/alpha} (THEORY c: the relative
+    The finite-size fit adds c n^{-2/alpha} (docs/theory.md §c: the relative
     correction to beta_peak(n)/n^{2/alpha} is O(n^{-2/(d-1)}), O(1/n) for d = 3) and is
     reported beside the plain fit when there are at least 4 values of n. With ``scale_by_chi2`` (default)
     both fits multiply their standard errors by the Birge ratio max(1, sqrt(chi2/dof)) (:func:`fit_power_law`):

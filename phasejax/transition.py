@@ -1,6 +1,6 @@
 """Locating the transition by autodiff: susceptibilities and their peaks.
 
-Conventions (THEORY c, e). An *observable curve* is a function of log beta. The
+Conventions (docs/theory.md §c, §e). An *observable curve* is a function of log beta. The
 susceptibility of an observable O is chi(log beta) = dO/d log beta, computed by forward-mode
 autodiff (``jax.jvp``), which costs about one forward pass; phasejax's convention for "the"
 critical point at finite n is the peak of chi of E[max weight] (DESIGN: lambda* is the peak
@@ -19,15 +19,16 @@ beta, so each row is a smooth function of beta). The peak is located on the seed
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._checks import InputError, check_array, check_int, check_option
+from ._numerics.peak import newton_peak
 from .laws.base import KeyLaw
 from .observables import DEFAULT_CHUNK, OBSERVABLE_NAMES
 from .runtime.ensemble import choose_sampler, observe
@@ -64,7 +65,7 @@ def susceptibility(observable: Callable, *, order: int = 1) -> Callable:
     Args:
       observable: f(log_beta) -> values; elementwise in log_beta (any leading batch axes).
 
-    Identity (THEORY e): for the entropy, dH/d log beta = -beta^2 Var_w(t).
+    Identity (docs/theory.md §e): for the entropy, dH/d log beta = -beta^2 Var_w(t).
 
     >>> import jax.numpy as jnp
     >>> chi = susceptibility(lambda lb: jnp.exp(2 * lb))   # d e^{2x}/dx = 2 e^{2x}
@@ -77,7 +78,7 @@ def susceptibility(observable: Callable, *, order: int = 1) -> Callable:
 def seed_curve(
     law: KeyLaw,
     key: PRNGKeyArray,
-    n: int,
+    n: int | float,
     observable: str | Callable = "max_weight",
     *,
     seeds: int = 32,
@@ -121,7 +122,8 @@ def seed_curve(
     return curve
 
 
-class Peak(eqx.Module):
+@dataclasses.dataclass(frozen=True)
+class Peak:
     """A susceptibility peak: location in log beta with its standard error, and the curve around it.
 
     ``log_beta_se`` is the delta-method standard error over seeds: the peak solves
@@ -136,9 +138,9 @@ class Peak(eqx.Module):
     grid: Float[Array, " G"]
     chi_grid: Float[Array, " G"]
     value_grid: Float[Array, " G"]
-    newton_steps: int = eqx.field(static=True)
-    converged: bool = eqx.field(static=True)
-    on_edge: bool = eqx.field(static=True)
+    newton_steps: int
+    converged: bool
+    on_edge: bool
 
     @property
     def beta(self):
@@ -175,8 +177,8 @@ def _point_terms(curve, x, args):
 
 
 def find_peak(
-    curve: Callable[..., Float[Array, "S B"]],
-    log_beta_grid: Float[Array, " G"],
+    curve: Callable[..., Float[ArrayLike, "S B"]],
+    log_beta_grid: Float[ArrayLike, " G"],
     *args,
     max_newton: int = 30,
     tol: float | None = None,
@@ -214,30 +216,7 @@ def find_peak(
         terms = _point_terms(curve, jnp.asarray(x, grid.dtype), args)
         return float(jnp.mean(terms[2])), float(jnp.mean(terms[3]))
 
-    converged = False
-    steps = 0
-    g_lo = g_and_gp(lo)[0]
-    for steps in range(1, max_newton + 1):  # noqa: B007
-        g, gp = g_and_gp(x)
-        if not np.isfinite(g):
-            break
-        if g == 0.0:
-            converged = True
-            break
-        # keep the bracket [lo, hi] with g > 0 at lo and g < 0 at hi (chi rises, then falls)
-        if (g > 0) == (g_lo > 0):
-            lo, g_lo = x, g
-        else:
-            hi = x
-        step = -g / gp if (np.isfinite(gp) and gp < 0) else np.nan
-        x_new = x + step
-        if not (np.isfinite(x_new) and lo < x_new < hi):
-            x_new = 0.5 * (lo + hi)
-        done = abs(x_new - x) < tol * max(1.0, abs(x)) or (hi - lo) < tol * max(1.0, abs(x))
-        x = x_new
-        if done:
-            converged = True
-            break
+    x, steps, converged = newton_peak(g_and_gp, lo, hi, x, tol=tol, max_iter=max_newton)
     value, chi, g_seed, gp_seed = _point_terms(curve, jnp.asarray(x, grid.dtype), args)
     s = g_seed.shape[0]
     gp = jnp.mean(gp_seed)

@@ -15,6 +15,8 @@ from phasejax.laws import Empirical, PowerLawCap, Subsphere, UniformSphere, law_
 from phasejax.observables import gap_observables, key_observables, sampled_observables
 from phasejax.runtime import ensemble
 
+pytestmark = pytest.mark.bad_input  # phasejax's own errors (module docstring)
+
 Q3 = jnp.array([0.0, 0.0, 1.0])
 
 

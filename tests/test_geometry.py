@@ -97,7 +97,7 @@ def test_C_d_matches_public_reference(reference):
 
 
 def test_powerlaw_on_s2_is_explicit():
-    # THEORY d: on S^2, P(u <= s) = (s/2)^{alpha/2}, so C = 2^{-alpha/2}
+    # docs/theory.md §d: on S^2, P(u <= s) = (s/2)^{alpha/2}, so C = 2^{-alpha/2}
     for alpha in (0.5, 1.0, 2.0, 4.0):
         assert PowerLawCap(3, alpha).C == pytest.approx(2 ** (-alpha / 2), rel=1e-12)
 

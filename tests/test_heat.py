@@ -1,4 +1,4 @@
-"""phasejax.heat: the all-queries attention step, zonal modes and the exact Funk-Hecke map (THEORY.md g).
+"""phasejax.heat: the all-queries attention step, zonal modes and the exact Funk-Hecke map (docs/theory.md §g).
 
 Every reference here is independent of the library: a dense NumPy softmax, SciPy's Gegenbauer
 polynomials, Bessel functions (ive) and adaptive quadrature, the public anchor file, and Monte Carlo
@@ -150,6 +150,7 @@ def test_step_halves_match_dense_reference(dtype, self_interaction):
         np.testing.assert_allclose(np.asarray(got), ref / np.linalg.norm(ref, axis=1, keepdims=True), atol=tol)
 
 
+@pytest.mark.bad_input
 def test_halves_bad_input():
     x = jnp.asarray(np.random.default_rng(0).normal(size=(3, 3)))
     with pytest.raises(InputError, match="at least 4 tokens"):
@@ -277,7 +278,7 @@ def test_exact_gain_linear_and_first_order_limit(x64):
         np.testing.assert_allclose(heat.first_order_gain(d, l, b), 1 + lam / b)
         spec = np.asarray(heat.linear_gain_spectrum(d, 300.0, l + 2))
         np.testing.assert_allclose(spec[l - 1], float(heat.exact_gain(d, l, 0.0, 300.0, linear=True)), rtol=1e-12)
-    # THEORY g: at beta = 20 the exact G_2 - 1 on S^2 is about 9% below 6/beta
+    # docs/theory.md §g: at beta = 20 the exact G_2 - 1 on S^2 is about 9% below 6/beta
     assert 0.07 < 1 - (float(heat.exact_gain(3, 2, 0.5, 20.0)) - 1) / 0.3 < 0.11
 
 
@@ -358,6 +359,7 @@ def test_extrapolation_removes_the_finite_n_bias():
 # ----------------------------------------------------------------------------- errors
 
 
+@pytest.mark.bad_input
 def test_bad_input_errors():
     key = jax.random.key(0)
     with pytest.raises(InputError, match="eps"):

@@ -83,7 +83,7 @@ def test_padding_with_infinite_gaps_is_exact(dtype):
 
 
 def test_gradient_in_log_beta_closed_form(x64):
-    """d (yhat - y)^2 / d log beta = 2 (yhat - y) (-beta sum_i w_i (u_i - <u>_w) v_i) (THEORY e)."""
+    """d (yhat - y)^2 / d log beta = 2 (yhat - y) (-beta sum_i w_i (u_i - <u>_w) v_i) (docs/theory.md §e)."""
     q, k, v = _random_problem(3)
     target = 0.3
     for beta in (0.5, 12.0, 400.0):
@@ -248,6 +248,7 @@ def test_training_finds_the_exact_optimum(d, n):
 # --------------------------------------------------------------------------- errors
 
 
+@pytest.mark.bad_input
 def test_bad_input_raises():
     with pytest.raises(InputError, match="beta"):
         L.AttentionHead(-1.0)

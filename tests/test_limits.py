@@ -1,4 +1,4 @@
-"""Each regime's finite-n simulation against its limit law (THEORY b, c, f), at stated sigmas."""
+"""Each regime's finite-n simulation against its limit law (docs/theory.md §b, §c, §f), at stated sigmas."""
 
 from __future__ import annotations
 

@@ -109,7 +109,7 @@ def _fixed_gaps(n=500):
 
 def test_identities_of_theory_e(x64):
     """d<t>/dbeta = Var(t); dH/dlog beta = -beta^2 Var(t); dW1/dlog beta = beta W1(<u> - u1);
-    d^2 W1/dbeta^2 = W1[(<u> - u1)^2 - Var(u)]  (THEORY e, exact for every sample)."""
+    d^2 W1/dbeta^2 = W1[(<u> - u1)^2 - Var(u)]  (docs/theory.md §e, exact for every sample)."""
     u = _fixed_gaps()
 
     def obs_at(beta):

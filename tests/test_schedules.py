@@ -10,6 +10,7 @@ import json
 import math
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import special as sps
@@ -177,9 +178,14 @@ def test_soft_cap_and_registry():
     assert schedules.yarn_mscale(40.0, mscale=0.707) == pytest.approx(0.1 * 0.707 * math.log(40) + 1, rel=1e-15)
 
 
-def test_schedules_float32_shape():
-    b = schedules.qwen_logn(np.array([[1, 10], [1e5, 1e6]]), beta0=1.0, train_length=L)
-    assert b.shape == (2, 2) and b.dtype == np.float32
+def test_schedules_dtype_follows_n(dtype):
+    """Host n: NumPy float64 whatever JAX's mode; a JAX n: its own dtype (and jittable)."""
+    n = np.array([[1, 10], [1e5, 1e6]])
+    b = schedules.qwen_logn(n, beta0=1.0, train_length=L)
+    assert b.shape == (2, 2) and isinstance(b, np.ndarray) and b.dtype == np.float64
+    bj = jax.jit(lambda x: schedules.qwen_logn(x, beta0=1.0, train_length=L))(jnp.asarray(n, dtype))
+    assert bj.dtype == dtype
+    np.testing.assert_allclose(np.asarray(bj), b, rtol=1e-6)
 
 
 @pytest.mark.parametrize(
@@ -227,7 +233,7 @@ def test_predictor_reduces_to_power_law_exactly():
         ls = theory.kappa_star_over_h(1.0) * c  # lambda* = kappa* C^{1/h}
         for n in (1e3, 1e6, 1e12):
             assert float(theory.predict_beta_peak(n, law)) == pytest.approx(ls * n, rel=1e-9)
-    # uniform S^2: F = u/2 exactly, lambda*(3) = 0.3814472 (THEORY c)
+    # uniform S^2: F = u/2 exactly, lambda*(3) = 0.3814472 (docs/theory.md §c)
     pred = theory.predict_beta_peak(np.array([1e3, 1e9]), UniformSphere(3))
     np.testing.assert_allclose(pred / np.array([1e3, 1e9]), 0.3814472, rtol=1e-6)
 
@@ -303,7 +309,7 @@ def test_window_and_table_d3():
     np.testing.assert_allclose(tab["E_max_weight"][i], w.E_star, rtol=1e-6)
     j = tab["schedule"].index("constant")
     np.testing.assert_allclose(tab["lambda_ratio"][j], [L / 1e3, L / 1e5], rtol=1e-12)
-    # d = 3, lambda = 1 (rho = 1/2): THEORY c anchors
+    # d = 3, lambda = 1 (rho = 1/2): docs/theory.md §c anchors
     s = theory.poisson_summary(2.0, 0.5, 1.0)
     assert float(s["E_max_weight"]) == pytest.approx(0.729488, abs=2e-6)
     assert float(1 / s["inv_sum_w2"]) == pytest.approx(0.635256, abs=2e-6)

@@ -1,4 +1,4 @@
-"""Score laws beyond the sphere (THEORY h): Gaussian scores / REM, Poisson-Dirichlet, the exact finite-n
+"""Score laws beyond the sphere (docs/theory.md §h): Gaussian scores / REM, Poisson-Dirichlet, the exact finite-n
 E[max weight] for any score law, almost-simplex tokens. References: closed forms, scipy quadrature
 written here, Monte Carlo (agreement within 4 standard errors), theory.exact_expected_max_weight."""
 
@@ -200,6 +200,7 @@ def test_finite_n_beta_peak_sphere_vs_theory(x64):
     assert ours.ratio == pytest.approx(ours.beta_peak / 1e4)
 
 
+@pytest.mark.bad_input
 def test_bad_inputs():
     with pytest.raises(InputError, match="law must be"):
         S.finite_n_expected_max_weight(100, 1.0, object())

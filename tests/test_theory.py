@@ -1,7 +1,7 @@
 """Tests of phasejax.theory and the ``phasejax theory`` command.
 
 References are independent: mpmath/scipy code written here, closed forms, identities of
-THEORY.md, Monte Carlo with fixed keys at a stated sigma, and ../shared/reference/public.json.
+docs/theory.md, Monte Carlo with fixed keys at a stated sigma, and ../shared/reference/public.json.
 """
 
 from __future__ import annotations
@@ -22,14 +22,9 @@ from phasejax import theory as T
 from phasejax._checks import InputError
 from phasejax.cli import main
 
-REF_PATH = Path(__file__).resolve().parents[2] / "shared/reference/public.json"
-
-
 @pytest.fixture(scope="module")
-def ref():
-    if not REF_PATH.exists():
-        pytest.skip(f"public reference values absent ({REF_PATH}); they live in ../shared relative to the repo")
-    return json.loads(REF_PATH.read_text())
+def ref(reference):
+    return reference
 
 
 @pytest.fixture
@@ -127,7 +122,8 @@ def test_grad_identity_and_vmap(f64):
         want = [float(1 - a * a - (d - 1) * a / b) for b in betas.tolist() for a in [_A_mp(b, d)]]
         np.testing.assert_allclose(gv, want, rtol=1e-11)
         vg = jax.grad(lambda x, d=d: jnp.sum(T.mean_resultant(x, d)))(betas)
-        np.testing.assert_allclose(gv, vg, rtol=1e-14)
+        # the same computation up to float reassociation: A' is a difference of O(1) terms, so a few ulps of 1
+        np.testing.assert_allclose(gv, vg, rtol=1e-14, atol=4 * np.finfo(np.float64).eps)
 
 
 @pytest.mark.slow
@@ -234,7 +230,7 @@ def test_d3_closed_form_vs_mpmath_and_general_quadrature(f64):
 
 
 def _theory_phi_formulas_h1(rho):
-    """THEORY c's phi-based E sum w^2 and E H at h = 1 (phi(s) = exp(-rho Ein(s))), with scipy."""
+    """docs/theory.md §c's phi-based E sum w^2 and E H at h = 1 (phi(s) = exp(-rho Ein(s))), with scipy."""
 
     def phi_log(x):  # phi(e^x)
         return np.exp(-rho * _ein_np(np.exp(x)))
@@ -393,6 +389,7 @@ def test_exact_beta_peak_converges_to_lambda_star():
 # ----------------------------------------------------------------------------- inputs and CLI
 
 
+@pytest.mark.bad_input
 def test_bad_inputs():
     with pytest.raises(InputError, match="d"):
         T.mean_resultant(1.0, 1)

@@ -1,4 +1,4 @@
-"""Susceptibilities and the peak finder: THEORY e identities, synthetic peaks known in closed form,
+"""Susceptibilities and the peak finder: docs/theory.md §e identities, synthetic peaks known in closed form,
 the delta-method standard error against replication, and autodiff consistency."""
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def test_delta_method_se_matches_replication(x64):
     assert np.std(est, ddof=1) == pytest.approx(np.mean(ses), rel=0.2)
 
 
+@pytest.mark.bad_input
 def test_find_peak_flags_edges_and_bad_grids():
     curve = lambda x: jax.nn.sigmoid(x - 10.0)[None, :]  # noqa: E731
     assert find_peak(curve, jnp.linspace(0.0, 5.0, 6)).on_edge

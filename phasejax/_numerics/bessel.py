@@ -90,7 +90,8 @@ def _debye_logsum(mu, x, ns: Namespace):
         pw.append(pw[-1] * p)
     pw = xp.stack(pw, axis=-1)  # (..., D+1)
     polys = pw @ xp.asarray(_DEBYE_MAT.T, dtype=dt)  # (..., K-1): P_k(p)
-    inv = (1.0 / R)[..., None] ** xp.arange(1, kmax + 1, dtype=dt)
+    powers = xp.reshape(xp.arange(1, kmax + 1, dtype=dt), (1,) * R.ndim + (kmax,))
+    inv = (1.0 / R)[..., None] ** powers
     return xp.log1p(xp.sum(polys * inv, axis=-1)), R
 
 
@@ -145,6 +146,7 @@ _core_jit = jax.jit(functools.partial(_core, ns=DEVICE))
 def bessel_core(x, nu, ns: Namespace):
     """(A, 1 - A, log M - x, A/x) at x (floating, >= 0, in ``ns``), nu = d/2 - 1 (a number or an array)."""
     if ns.is_jax:
+        x, nu = jax.numpy.broadcast_arrays(x, jax.numpy.asarray(nu, x.dtype))
         return _core_jit(x, nu)
     x, nu = np.broadcast_arrays(np.asarray(x, np.float64), np.asarray(nu, np.float64))
     return _core(x, nu, HOST)
@@ -162,6 +164,7 @@ def score_variance_core(x, nu, ns: Namespace):
     A' ~ (2 nu + 1)/(2 x^2)). Host: the identity in the form (1 - A)(1 + A) - (2 nu + 1) (A/x), whose
     relative rounding error grows like x eps (1e-8 at x = 1e8 in float64)."""
     if ns.is_jax:
+        x, nu = jax.numpy.broadcast_arrays(x, jax.numpy.asarray(nu, x.dtype))
         return _score_var_jit(x, nu)
     a, om, _, a_x = bessel_core(x, nu, ns)
     return np.maximum(om * (1.0 + a) - (2.0 * np.asarray(nu) + 1.0) * a_x, 0.0)

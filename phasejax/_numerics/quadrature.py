@@ -1,4 +1,6 @@
-"""TODO: module docstring. Moved from theory."""
+"""Double-exponential quadrature rules with fixed nodes, as NumPy float64 tables of log nodes and log
+weights (cast on use), so nodes at 1e-40 or weights at e^-100 are exact in float32 too.
+"""
 
 from __future__ import annotations
 

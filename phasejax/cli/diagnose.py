@@ -2,7 +2,7 @@
 
 1. alpha +- se (exact chi^2 95% interval) and C from the nearest-neighbour gaps of the keys to the queries
    (:func:`phasejax.estimate.estimate_tail`: pooled Hill, k by the goodness-of-fit rule).
-2. The predicted susceptibility peak beta_peak(n) = lambda*(alpha, C) n^{2/alpha} +- se (THEORY c, d).
+2. The predicted susceptibility peak beta_peak(n) = lambda*(alpha, C) n^{2/alpha} +- se (docs/theory.md §c, §d).
 3. With ``--beta``: the regime at each n (lambda/lambda*, Poisson-limit E[max weight], and the name: "sub"
    below E_W = 0.1, "super" above 0.9, "critical" between; ``--window`` changes the edges) and the context
    lengths where that beta enters (n_enter) and leaves (n_exit) the critical window.

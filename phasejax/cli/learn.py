@@ -1,4 +1,4 @@
-"""``phasejax learn``: train an attention head's beta on a task for a range of n, against theory (THEORY.md i).
+"""``phasejax learn``: train an attention head's beta on a task for a range of n, against theory (docs/theory.md §i).
 
 For each n on a log grid, ``--runs`` independent heads (:class:`phasejax.learn.AttentionHead`) are trained
 with Adam on fresh samples (:func:`phasejax.learn.train`); the learned beta (Polyak mean of the final

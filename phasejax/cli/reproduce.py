@@ -117,7 +117,7 @@ def _markdown(sections, args, n_agree, n_disagree):
         f"Mode: {'quick (CI sizes: agreement is checked at small n and few seeds)' if args.quick else 'full'}; "
         f"backend {jax.default_backend()}, dtype {'float64' if jax.config.jax_enable_x64 else 'float32'}.",
         "",
-        "Each claim compares a theory value (THEORY.md) with a measurement and its standard error; *agrees* means "
+        "Each claim compares a theory value (docs/theory.md) with a measurement and its standard error; *agrees* means "
         "|measured - theory| <= k se + tol, with k and any stated tolerance in the table.",
         "",
         f"**{n_agree} claims agree, {n_disagree} do not.**",

@@ -1,5 +1,5 @@
-"""``phasejax theory``: closed forms and limit laws for a given d or alpha (THEORY.md b, c, d, f), and with
-``--law gaussian`` / ``--law simplex`` the random energy model and almost-simplex tokens (THEORY h)."""
+"""``phasejax theory``: closed forms and limit laws for a given d or alpha (docs/theory.md §b, §c, §d, §f), and with
+``--law gaussian`` / ``--law simplex`` the random energy model and almost-simplex tokens (docs/theory.md §h)."""
 
 from __future__ import annotations
 
@@ -120,7 +120,7 @@ _LAWS = ("sphere", "gaussian", "simplex")
 
 
 def _run_scores(args):
-    """--law gaussian / simplex (THEORY h): the exact finite-n beta_peak at --n, and the law's closed forms."""
+    """--law gaussian / simplex (docs/theory.md §h): the exact finite-n beta_peak at --n, and the law's closed forms."""
     if args.alpha is not None or args.C is not None:
         raise InputError(f"--alpha and --C describe sphere laws; they do not apply to --law {args.law}")
     beta = check_real("--beta", args.beta, nonnegative=True)
@@ -191,7 +191,7 @@ def _scores_table(r):
             ["beta_peak / beta_c", r["beta_peak_ratio"], "-> 1 slowly (log corrections)"],
             ["chi_max exact", r["chi_max_exact"], ""],
             ["E[W1] at peak", r["E_max_weight_at_peak_exact"], ""],
-            ["predictor", r["beta_peak_predictor"], "tail hazard at the 1/n quantile (THEORY h)"],
+            ["predictor", r["beta_peak_predictor"], "tail hazard at the 1/n quantile (docs/theory.md §h)"],
             [f"E[W1] (beta={r['beta']:g})", r["E_max_weight"], "exact, finite n"],
             [f"chi (beta={r['beta']:g})", r["chi"], "d E[W1]/d log beta"],
             ["m = beta_c/beta", r["pd_m"], "PD(m, 0) limit when m < 1"],

@@ -1,4 +1,10 @@
-"""TODO: module docstring. Moved from estimate."""
+"""Diagnosis of attention layers brought as flax modules: the queries and keys each head feeds its softmax,
+beta_eff = s |Q| |K| per pair, the local exponent of the keys around the queries and the regime
+(docs/theory.md §d; DESIGN conventions).
+
+Shapes: inputs ``Float[Array, "B L features"]``; :func:`extract_qk` -> queries, keys
+``Float[Array, "B L H D"]``; :class:`HeadDiagnosis` arrays have one entry per head.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Claim: on the sphere at large d the exact finite-n beta_peak(n) crosses over from the random-energy law
 sqrt(2 d log n) (log n << (d-1)/2) to the fixed-d law lambda*(d) n^{2/(d-1)} (log n >> (d-1)/2), neither being
-uniformly good in between, while the tail-hazard predictor of THEORY h follows the exact peak throughout; for
-Gaussian scores beta_peak/beta_c -> 1 slowly; almost-simplex tokens freeze at gamma_c = 1/(1-rho) (THEORY h).
+uniformly good in between, while the tail-hazard predictor of docs/theory.md §h follows the exact peak throughout; for
+Gaussian scores beta_peak/beta_c -> 1 slowly; almost-simplex tokens freeze at gamma_c = 1/(1-rho) (docs/theory.md §h).
 
 Tables (returned and printed): ``sphere`` rows (d, n, exact, fixed-d law, REM law, finite-n REM, predictor and
 their relative errors, which law is closer); ``gaussian`` rows (n, beta_peak/beta_c, predictor/beta_c);
@@ -266,12 +266,12 @@ def _claims(sphere, gauss, simplex, *, quick: bool) -> list[dict]:
     from phasejax.theory import exact_expected_max_weight
 
     claims = []
-    # the universal predictor (THEORY h): within 2% of the exact peak on the sphere, d = 16..128, n = 1e3..1e6
+    # the universal predictor (docs/theory.md §h): within 2% of the exact peak on the sphere, d = 16..128, n = 1e3..1e6
     for r in sphere:
         claims.append(claim(f"d={r['d']}, n={r['n']:.0e}: tail-hazard predictor vs exact beta_peak",
                             r["beta_peak"], r["predictor"], None, tol=0.02 * r["beta_peak"],
-                            note="THEORY h: within 2%"))
-    # the two asymptotic laws where THEORY h says each holds (the extreme corners of the table)
+                            note="docs/theory.md §h: within 2%"))
+    # the two asymptotic laws where docs/theory.md §h says each holds (the extreme corners of the table)
     far = [r for r in sphere if r["log_n_over_h"] > 1.5]
     near = [r for r in sphere if r["log_n_over_h"] < 0.25]
     for r in far:

@@ -1,4 +1,4 @@
-"""Claim: the entropy has two crossovers (THEORY f): H follows log n + log M_d - beta A_d with the plateau
+"""Claim: the entropy has two crossovers (docs/theory.md §f): H follows log n + log M_d - beta A_d with the plateau
 slope -(d-1)/2 for 1 << beta << n^{2/(d-1)}, then the Poisson law, then 0."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Iterated attention steps: the backward heat equation, then clustering (THEORY.md g).
+"""Iterated attention steps: the backward heat equation, then clustering (docs/theory.md §g).
 
 Tokens start from rho = 1 + eps P_l(<x,e>) on S^(d-1) and are moved by the all-queries attention step
 (identity values, renormalised) again and again. To first order each step multiplies the degree-l zonal

@@ -1,4 +1,4 @@
-"""Claim: one subcritical attention step with identity values is a backward heat step (THEORY g):
+"""Claim: one subcritical attention step with identity values is a backward heat step (docs/theory.md §g):
 the zonal mode l is amplified by the exact Funk-Hecke gain G_l, and (G_l - 1) beta -> l(l+d-2)."""
 
 from __future__ import annotations

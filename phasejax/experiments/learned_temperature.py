@@ -1,4 +1,4 @@
-"""Learned temperature: what beta does training find, and which regime is it in? (THEORY.md i)
+"""Learned temperature: what beta does training find, and which regime is it in? (docs/theory.md §i)
 
 For d in --d and n on a log grid, train an attention head's beta (phasejax.learn) on
 

@@ -1,4 +1,4 @@
-"""Claim: each regime converges to its limit law (THEORY b, c): Gaussian fluctuations with covariance
+"""Claim: each regime converges to its limit law (docs/theory.md §b, §c): Gaussian fluctuations with covariance
 (S_par, S_perp), the Poisson limit in the critical window, and the supercritical tail law."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The local exponent alpha sets beta* ~ n^{2/alpha}, whatever the global shape of the keys (THEORY.md d).
+"""The local exponent alpha sets beta* ~ n^{2/alpha}, whatever the global shape of the keys (docs/theory.md §d).
 
 Three checks, each a figure panel and rows of the printed table:
 

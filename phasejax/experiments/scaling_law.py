@@ -1,4 +1,4 @@
-"""Claim: beta_peak(n) ~ lambda* n^{2/(d-1)} (THEORY c), the exponent and lambda* against theory."""
+"""Claim: beta_peak(n) ~ lambda* n^{2/(d-1)} (docs/theory.md §c), the exponent and lambda* against theory."""
 
 from __future__ import annotations
 

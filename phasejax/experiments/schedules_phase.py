@@ -1,6 +1,6 @@
 """Experiment: practice schedules on the phase diagram, and the accuracy of the tail-hazard predictor.
 
-Claim tested (THEORY h, an empirical finding, not a theorem):
+Claim tested (docs/theory.md §h, an empirical finding, not a theorem):
     beta_peak(n) ~ (kappa*(h)/h) f(u*)/F(u*),  F(u*) = 1/n,
 against the measured susceptibility peak of E[max weight] (``phase.measured_peak``: simulated
 contexts -> ``gap_curve`` -> ``find_peak``, seed-mean with delta-method se) for the uniform sphere
@@ -194,7 +194,7 @@ def main(argv=None):
 
     claims = [claim(f"{r['case']} n={r['n']:g}: tail-hazard predictor vs measured beta_peak", r["predictor"],
                     r["measured"], r["measured_se"], k=3, tol=0.05 * r["predictor"],
-                    note="empirical claim (THEORY h): agreement within 3 se + 5%") for r in rows]
+                    note="empirical claim (docs/theory.md §h): agreement within 3 se + 5%") for r in rows]
     figures = [v for k, v in files.items() if k.startswith("phase_")]
     return {"rows": rows, "files": files, "claims": claims, "figures": figures}
 

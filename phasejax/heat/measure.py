@@ -1,4 +1,15 @@
-"""TODO: module docstring. Moved from heat."""
+"""Monte Carlo measurements of one attention step against the n = infinity theory (docs/theory.md §g), with a
+half-sample (Richardson) extrapolation N -> infinity of the measured gain.
+
+Definition of the exact gain. For rho = 1 + eps P_l(<x,e>) the n = infinity map T is explicit
+(docs/theory.md §g; see :func:`exact_map`). ``exact_gain`` pushes rho forward through x -> T(x)/|T(x)| at
+*finite* eps and measures the degree-l amplitude of the pushed-forward density with the same
+projection as the Monte Carlo estimator: G = E_rho[P_l(t')] / E_rho[P_l(t)], t' = <T(x)/|T(x)|, e>,
+a 1-D Gauss-Jacobi quadrature in t. This is the N -> infinity limit of :func:`measure_gain` and
+reproduces the public anchor (d=3, l=1, eps=0.5, beta=1000: 1.0019999436428204). Its eps -> 0
+limit (``linear=True``) is G = 1 + l(l+d-2) a_l(beta) / (beta A_d(beta)), a_l = I_{l+nu}/I_nu,
+A_d = a_1, nu = d/2 - 1.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +19,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import InputError, check_array, check_int, check_real
 from .step import attention_step, attention_step_halves
@@ -47,7 +58,7 @@ class GainMeasurement(NamedTuple):
     self_interaction: bool
 
 
-def richardson_weights(n: int, n_a: int, n_b: int) -> tuple[float, float]:
+def richardson_weights(n: int | float, n_a: int, n_b: int) -> tuple[float, float]:
     """Weights (c_full, c_half) with c_full + c_half = 1 that cancel a bias b/n' in the number of keys.
 
     G_inf = c_full G(all N keys) + c_half (G(half A) + G(half B))/2 removes any c/N bias exactly:
@@ -61,7 +72,7 @@ def richardson_weights(n: int, n_a: int, n_b: int) -> tuple[float, float]:
     return h / (h - 1 / n), -(1 / n) / (h - 1 / n)
 
 
-def gain_one_cloud(x: Float[Array, "N d"], beta, l: int, *, self_interaction: bool = True, chunk_q: int = 512,
+def gain_one_cloud(x: Float[ArrayLike, "N d"], beta, l: int, *, self_interaction: bool = True, chunk_q: int = 512,
                    chunk_k: int = 2048) -> tuple[float, float]:
     """(G, G_extrapolated) of mode l for one cloud ``x`` after one renormalised step at ``beta``.
 
@@ -94,7 +105,7 @@ def measure_gain(
     key: PRNGKeyArray,
     beta,
     *,
-    n: int,
+    n: int | float,
     d: int = 3,
     l: int = 2,
     eps: float = 0.5,
@@ -115,7 +126,7 @@ def measure_gain(
     of G - 1 at N = 2e5; the same ``key`` gives the same clouds at every beta (common random numbers).
 
     Finite-N bias. A softmax average over n' i.i.d. keys is a ratio estimator, biased by O(R/n'),
-    R = M_d(2beta)/M_d(beta)^2 ~ beta^{(d-1)/2} (THEORY.md b): G_s estimates ``G_exact_n``
+    R = M_d(2beta)/M_d(beta)^2 ~ beta^{(d-1)/2} (docs/theory.md §b): G_s estimates ``G_exact_n``
     (:func:`exact_gain` with ``n``), not the n = infinity ``G_exact``. At N = 2e5 and beta = 200 the bias
     (about 1e-4 for d = 4) is several standard errors. ``G_extrapolated`` removes it without using that
     theory: the same step with the keys restricted to either half of the cloud (same queries, one pass)
@@ -157,7 +168,7 @@ def measure_gain(
 
 
 def compare_displacement(
-    x: Float[Array, "N d"], beta, l: int, eps, *, e=None, y: Float[Array, "N d"] | None = None, bins: int = 20,
+    x: Float[ArrayLike, "N d"], beta, l: int, eps, *, e=None, y: Float[ArrayLike, "N d"] | None = None, bins: int = 20,
     empirical_modes: int = 8, **step_kwargs,
 ) -> dict:
     """Measured displacement y - x (unrenormalised step) against the exact map and the heat prediction.
@@ -165,11 +176,11 @@ def compare_displacement(
     Per token: ``rms_measured`` = rms|y - x|, ``rms_exact_error`` = rms|y - T(x)| (T = :func:`exact_map`),
     ``rms_heat_error`` = rms|y - x - heat_displacement(x)|, ``rms_exact_vs_heat`` = rms|T - x - heat|, and
     the same for the tangential components (``*_tangential``). Per-token errors are dominated by the finite-N
-    noise (variance ~ R/(beta N), THEORY.md b), so also the meridian profile: the speed along the meridian
+    noise (variance ~ R/(beta N), docs/theory.md §b), so also the meridian profile: the speed along the meridian
     towards e, v = <y - x, (e - t x)/sqrt(1-t^2)>, averaged in ``bins`` bins of t = <x,e>:
     ``profile_t``, ``profile_measured``, ``profile_exact``, ``profile_heat`` (the heat speed is
     (eps/beta) P_l'(t) sqrt(1-t^2) / (1 + eps P_l(t))), and their rms differences ``profile_exact_error``,
-    ``profile_heat_error``, ``profile_rms`` (THEORY.md g). The step responds to the cloud's *empirical*
+    ``profile_heat_error``, ``profile_rms`` (docs/theory.md §g). The step responds to the cloud's *empirical*
     density, whose zonal modes fluctuate by ~sqrt(N_m/N): ``profile_empirical`` (and
     ``profile_empirical_error``) is the speed of :func:`zonal_map` with the cloud's projected zonal
     amplitudes of degrees 1..``empirical_modes``, which removes that part of the difference.

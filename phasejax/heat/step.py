@@ -1,4 +1,13 @@
-"""TODO: module docstring. Moved from heat."""
+"""The all-queries attention step on a token cloud (docs/theory.md §g).
+
+N tokens x_1..x_N on S^{d-1}; every token is a query over all tokens (self included by default), logits
+beta <x_i, x_j>, identity values: y_i = sum_j w_ij x_j, optionally renormalised to the sphere.
+:func:`attention_step` is chunked over queries and keys (memory O(N x chunk), an online log-sum-exp);
+:func:`attention_step_halves` computes the same step against all keys and against each half of them in one
+pass (for the half-sample extrapolation of :mod:`phasejax.heat.measure`).
+
+Shapes: tokens ``Float[Array, "N d"]``; dtype: the tokens' (float32 by default, float64 with x64).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +16,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import InputError, check_array, check_int, check_real
 from .._numerics.arrays import default_float
@@ -98,12 +107,12 @@ def _check_step_args(x, beta, chunk_q, chunk_k, self_interaction, *, min_without
     return x, chunk_q, chunk_k
 
 
-def _balanced(n: int, chunk: int) -> int:
+def _balanced(n: int | float, chunk: int) -> int:
     """The chunk size closest to ``chunk`` (not above) that splits n into equal chunks up to < #chunks padding."""
     return -(-n // -(-n // min(chunk, n)))
 
 
-def _halves_layout(n: int, chunk_k: int) -> tuple[int, int, int, int]:
+def _halves_layout(n: int | float, chunk_k: int) -> tuple[int, int, int, int]:
     """Key chunking for :func:`_step_halves`: an even number ``nk`` of chunks of ``ck`` keys; half A is the
     even-numbered chunks, half B the odd ones (padding, < nk keys, sits at the end of the last, odd, chunk)."""
     nk = 2 * max(1, -(-n // (2 * chunk_k)))
@@ -185,7 +194,7 @@ def _step_halves(x, beta, *, renormalize, self_interaction, chunk_q, chunk_k):
 
 
 def attention_step_halves(
-    x: Float[Array, "N d"],
+    x: Float[ArrayLike, "N d"],
     beta,
     *,
     renormalize: bool = True,
@@ -222,7 +231,7 @@ def attention_step_halves(
 
 
 def attention_step(
-    x: Float[Array, "N d"],
+    x: Float[ArrayLike, "N d"],
     beta,
     *,
     renormalize: bool = True,
@@ -230,7 +239,7 @@ def attention_step(
     chunk_q: int = 512,
     chunk_k: int = 4096,
 ) -> Float[Array, "N d"]:
-    """One all-queries attention step with identity values (THEORY.md g).
+    """One all-queries attention step with identity values (docs/theory.md §g).
 
     y_i = sum_j softmax_j(beta <x_i, x_j>) x_j, then y_i / |y_i| if ``renormalize``. Tokens are
     projected onto the sphere first. Every token queries every token, **itself included** by

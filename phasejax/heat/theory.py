@@ -15,7 +15,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float
+from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import InputError, check_array, check_int, check_real
 from .._numerics.arrays import DEVICE, HOST, Namespace, default_float, namespace
@@ -38,14 +38,14 @@ def _map_coefficients(d, l, beta, ns: Namespace):
     return a1, al1 + l * al / beta, al / beta, al
 
 
-def exact_map(x: Float[Array, "N d"], beta, l: int, eps, *, e: Float[Array, " d"] | None = None):
+def exact_map(x: Float[ArrayLike, "N d"], beta, l: int, eps, *, e: Float[ArrayLike, " d"] | None = None):
     """The n = infinity attention map T(x) = E_rho[y e^{beta<x,y>}] / E_rho[e^{beta<x,y>}] for
     rho = 1 + eps P_l(<y,e>) (unnormalised: |T(x)| < 1).
 
     With g_k(r) = Gamma(d/2)(2/r)^{d/2-1} I_{k+d/2-1}(r) (Funk-Hecke: E[e^{beta<x,y>} P_k(<y,e>)] = g_k(beta) P_k(t)),
     T(x) = [g_0'(beta) x + eps (g_l'(beta) P_l(t) x + (g_l(beta)/beta) P_l'(t)(e - t x))]
            / [g_0(beta) + eps g_l(beta) P_l(t)],
-    t = <x,e>; for d = 3 g_k = i_k, the modified spherical Bessel functions (THEORY.md g). Computed from
+    t = <x,e>; for d = 3 g_k = i_k, the modified spherical Bessel functions (docs/theory.md §g). Computed from
     a_k = g_k/g_0: g_0'/g_0 = a_1, g_l'/g_0 = a_{l+1} + l a_l/beta.
 
     >>> import jax.numpy as jnp
@@ -70,8 +70,8 @@ def exact_map(x: Float[Array, "N d"], beta, l: int, eps, *, e: Float[Array, " d"
     return num / (1 + eps * c_n * p)[:, None]
 
 
-def zonal_map(x: Float[Array, "N d"], beta, coeffs, *, e: Float[Array, " d"] | None = None):
-    """The n = infinity map for a general zonal density rho = 1 + sum_{m>=1} c_m P_m(<x,e>) (THEORY.md g).
+def zonal_map(x: Float[ArrayLike, "N d"], beta, coeffs, *, e: Float[ArrayLike, " d"] | None = None):
+    """The n = infinity map for a general zonal density rho = 1 + sum_{m>=1} c_m P_m(<x,e>) (docs/theory.md §g).
 
     Funk-Hecke term by term (a_m = I_{m+nu}/I_nu, nu = d/2 - 1, c_0 = 1):
     T(x) = sum_m c_m [(a_{m+1} + m a_m/beta) P_m(t) x + (a_m/beta) P_m'(t)(e - t x)] / sum_m c_m a_m P_m(t).
@@ -107,10 +107,10 @@ def zonal_map(x: Float[Array, "N d"], beta, coeffs, *, e: Float[Array, " d"] | N
     return (num_x[:, None] * x + num_e[:, None] * (e[None, :] - t[:, None] * x)) / den[:, None]
 
 
-def heat_displacement(x: Float[Array, "N d"], beta, l: int, eps, *, e: Float[Array, " d"] | None = None):
+def heat_displacement(x: Float[ArrayLike, "N d"], beta, l: int, eps, *, e: Float[ArrayLike, " d"] | None = None):
     """First-order displacement (1/beta) grad_S log rho(x) - ((d-1)/(2 beta)) x for rho = 1 + eps P_l(<x,e>).
 
-    grad_S log rho = eps P_l'(t) (e - t x) / (1 + eps P_l(t)) (THEORY.md g); T(x) - x = this + O(beta^-2).
+    grad_S log rho = eps P_l'(t) (e - t x) / (1 + eps P_l(t)) (docs/theory.md §g); T(x) - x = this + O(beta^-2).
 
     >>> import jax.numpy as jnp
     >>> float(heat_displacement(jnp.array([[1.0, 0.0, 0.0]]), 10.0, 2, 0.5)[0, 0])  # -(d-1)/(2 beta)
@@ -128,7 +128,7 @@ def heat_displacement(x: Float[Array, "N d"], beta, l: int, eps, *, e: Float[Arr
 
 
 def linear_gain_spectrum(d: int, beta, m_max: int):
-    """Small-amplitude exact gains G_m = 1 + m(m+d-2) a_m(beta) / (beta a_1(beta)) for m = 1..m_max (THEORY.md g).
+    """Small-amplitude exact gains G_m = 1 + m(m+d-2) a_m(beta) / (beta a_1(beta)) for m = 1..m_max (docs/theory.md §g).
 
     The backward heat equation amplifies every degree; the exact n = infinity gain peaks near m ~ sqrt(2 beta)
     (a_m ~ exp(-m^2/(2 beta))), the fastest-growing degree seeded by finite-N noise. Host, float64.
@@ -147,7 +147,7 @@ def linear_gain_spectrum(d: int, beta, m_max: int):
 
 
 def first_order_gain(d: int, l: int, beta):
-    """G_l = 1 + l(l+d-2)/beta, the backward-heat amplification to first order in 1/beta (THEORY.md g).
+    """G_l = 1 + l(l+d-2)/beta, the backward-heat amplification to first order in 1/beta (docs/theory.md §g).
 
     >>> first_order_gain(3, 2, 20.0)
     1.3
@@ -175,7 +175,7 @@ def _map_parts(d, l, eps, beta, t, ns: Namespace):
 
 def exact_gain(d: int, l: int, eps, beta, *, linear: bool = False, n: int | None = None,
                self_interaction: bool = True, nodes: int = 256):
-    """Exact n = infinity amplification of the zonal mode l after one renormalised step (THEORY.md g).
+    """Exact n = infinity amplification of the zonal mode l after one renormalised step (docs/theory.md §g).
 
     Finite eps (default): G = E_rho[P_l(t')] / E_rho[P_l(t)], t' = <T(x)/|T(x)|, e>, T = :func:`exact_map`,
     by Gauss-Jacobi quadrature in t with weight (1-t^2)^{(d-3)/2} (``nodes`` points). By symmetry
@@ -189,7 +189,7 @@ def exact_gain(d: int, l: int, eps, beta, *, linear: bool = False, n: int | None
     ``n`` (finite number of tokens N): adds the O(1/N) mean-map correction of the finite-N step. The
     ratio estimator over the n' = N - 1 other tokens has E[y|x] = T_beta + (Q/n')(T_beta - T_{2beta}),
     Q(x) = E_rho[k^2]/E_rho[k]^2 = M_d(2beta)(1 + eps a_l(2beta) P_l) / (M_d(beta)^2 (1 + eps a_l(beta) P_l)^2)
-    (the second-order mean of THEORY.md b for a non-uniform rho); the self term (``self_interaction``)
+    (the second-order mean of docs/theory.md §b for a non-uniform rho); the self term (``self_interaction``)
     adds (S/n')(x - T_beta), S = e^beta / E_rho[k] (its weight). The noise of y (variance O(R/N))
     enters G only at O(eps R/(N beta)) and is neglected. ``beta`` may be an array: a Python/NumPy beta gives
     a host float64 result, a JAX beta a JAX result in its dtype.

@@ -1,4 +1,9 @@
-"""TODO: module docstring. Moved from heat."""
+"""Zonal modes on S^{d-1}: densities rho = 1 + eps P_l(<x,e>) with P_l the Gegenbauer polynomial normalised
+to P_l(1) = 1, sampled exactly, and the projection estimator of their amplitude (docs/theory.md §g).
+
+Shapes: tokens ``Float[Array, "N d"]``; the axis ``e`` ``Float[Array, " d"]`` (default e_1); scores
+t = <x, e> ``Float[Array, " N"]``. ``key`` is a JAX PRNG key.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ import math
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import InputError, check_array, check_int, check_real
 from .._numerics.arrays import default_float, namespace
@@ -56,7 +61,7 @@ def gegenbauer(t, d: int, l: int, *, derivative: bool = False):
 
     Host (NumPy float64) or device (JAX) by the type of ``t``.
     d = 3: Legendre; d = 2: Chebyshev T_l; d = 4: U_l/(l+1). Three-term recurrence
-    (l+d-3) P_l = (2l+d-4) t P_{l-1} - (l-1) P_{l-2}, P_0 = 1, P_1 = t (THEORY.md g). With
+    (l+d-3) P_l = (2l+d-4) t P_{l-1} - (l-1) P_{l-2}, P_0 = 1, P_1 = t (docs/theory.md §g). With
     ``derivative=True`` returns (P_l(t), P_l'(t)) from the differentiated recurrence.
 
     >>> float(gegenbauer(0.5, 3, 2))  # (3 t^2 - 1)/2
@@ -132,14 +137,14 @@ def _zonal_candidates(key, e, eps, *, m, d, l):
 
 
 def sample_zonal(
-    key: PRNGKeyArray, n: int, d: int, l: int, eps, *, e: Float[Array, " d"] | None = None, dtype=None
+    key: PRNGKeyArray, n: int | float, d: int, l: int, eps, *, e: Float[ArrayLike, " d"] | None = None, dtype=None
 ) -> Float[Array, "n d"]:
     """n i.i.d. tokens with density rho(x) = 1 + eps P_l(<x,e>) (w.r.t. the uniform law on S^{d-1}).
 
     Exact rejection sampling: x uniform (normalised Gaussian), accepted with probability
     (1 + eps P_l(t)) / (1 + |eps|), t = <x,e> (|P_l| <= 1). The acceptance rate is 1/(1+|eps|); the
     first n accepted of an i.i.d. stream are i.i.d. from rho. Equivalently t has the 1-D density
-    c_d (1-t^2)^{(d-3)/2} (1 + eps P_l(t)) and the part of x orthogonal to e is uniform (THEORY a, g).
+    c_d (1-t^2)^{(d-3)/2} (1 + eps P_l(t)) and the part of x orthogonal to e is uniform (docs/theory.md §a, §g).
     eps must keep rho >= 0 (:func:`zonal_density_bound`).
 
     >>> import jax
@@ -164,11 +169,11 @@ def sample_zonal(
     return out[0] if len(out) == 1 else jnp.concatenate(out)
 
 
-def mode_amplitude(x: Float[Array, "N d"], l: int, *, e: Float[Array, " d"] | None = None):
+def mode_amplitude(x: Float[ArrayLike, "N d"], l: int, *, e: Float[ArrayLike, " d"] | None = None):
     """Projection estimator of the degree-l zonal amplitude: hat_eps = N(d,l) mean_i P_l(<x_i,e>/|x_i|).
 
     Unbiased for rho = 1 + sum_k eps_k P_k: E_rho[P_l(t)] = eps_l E_unif[P_l^2] = eps_l / N(d,l)
-    (orthogonality; THEORY.md g).
+    (orthogonality; docs/theory.md §g).
 
     >>> import jax
     >>> x = sample_zonal(jax.random.key(0), 100000, 3, 2, 0.5)
@@ -196,10 +201,10 @@ def _spectrum(x, e, m_max):
     return jnp.stack(out)
 
 
-def zonal_spectrum(x: Float[Array, "N d"], m_max: int, *, e: Float[Array, " d"] | None = None):
+def zonal_spectrum(x: Float[ArrayLike, "N d"], m_max: int, *, e: Float[ArrayLike, " d"] | None = None):
     """All zonal amplitudes hat_eps_m = N(d,m) mean_i P_m(<x_i,e>/|x_i|), m = 1..m_max, in one pass.
 
-    Same estimator as :func:`mode_amplitude` (THEORY.md g); for a uniform cloud each has sd sqrt(N(d,m)/N).
+    Same estimator as :func:`mode_amplitude` (docs/theory.md §g); for a uniform cloud each has sd sqrt(N(d,m)/N).
 
     >>> import jax
     >>> x = sample_zonal(jax.random.key(0), 50000, 3, 2, 0.5)
@@ -215,7 +220,7 @@ def zonal_spectrum(x: Float[Array, "N d"], m_max: int, *, e: Float[Array, " d"] 
     return dims * _spectrum(x, _axis(e, d, x.dtype), m_max)
 
 
-def mode_gain(x: Float[Array, "N d"], y: Float[Array, "N d"], l: int, *, e=None):
+def mode_gain(x: Float[ArrayLike, "N d"], y: Float[ArrayLike, "N d"], l: int, *, e=None):
     """Amplification of mode l from tokens x to tokens y: G = hat_eps(y) / hat_eps(x) (ratio estimator).
 
     Using the same tokens before and after cancels most of the sampling noise of hat_eps(x).

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import betainc
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .. import _random
 from .._checks import InputError, check_array, check_int, check_unit_vectors
@@ -48,7 +48,7 @@ from ..theory.sphere import beta_gap_constant
 __all__ = ['normalize', 'gaps_from_keys', 'orthonormal_complement', 'KeyLaw', 'BetaGapLaw']
 
 
-def normalize(x: Float[Array, "... d"], *, axis: int = -1) -> Float[Array, "... d"]:
+def normalize(x: Float[ArrayLike, "... d"], *, axis: int = -1) -> Float[Array, "... d"]:
     """x / |x| along ``axis``. Zero vectors raise :class:`InputError` (when concrete)."""
     if not isinstance(x, jax.core.Tracer):
         arr = np.asarray(x)
@@ -58,7 +58,7 @@ def normalize(x: Float[Array, "... d"], *, axis: int = -1) -> Float[Array, "... 
     return x / jnp.linalg.norm(x, axis=axis, keepdims=True)
 
 
-def gaps_from_keys(query: Float[Array, " d"], keys: Float[Array, "n d"]) -> Float[Array, " n"]:
+def gaps_from_keys(query: Float[ArrayLike, " d"], keys: Float[ArrayLike, "n d"]) -> Float[Array, " n"]:
     """Gaps u_i = |q - k_i|^2 / 2 (= 1 - <q,k_i> for unit vectors), at full relative precision.
 
     Computing 1 - <q,k> in float32 loses every digit once u is below ~1e-7 (n ~ 1e6 keys
@@ -73,7 +73,7 @@ def gaps_from_keys(query: Float[Array, " d"], keys: Float[Array, "n d"]) -> Floa
     return 0.5 * jnp.sum(diff * diff, axis=-1)
 
 
-def orthonormal_complement(query: Float[Array, " d"]) -> Float[Array, "d d-1"]:
+def orthonormal_complement(query: Float[ArrayLike, " d"]) -> Float[Array, "d d-1"]:
     """Columns: an orthonormal basis of the hyperplane orthogonal to the unit vector ``query``.
 
     Built from the Householder reflection H that maps e_1 to q (H is orthogonal and
@@ -107,10 +107,10 @@ class KeyLaw(eqx.Module):
     def has_gap_law(self) -> bool:
         return False
 
-    def sample_keys(self, key: PRNGKeyArray, query: Float[Array, " d"], n: int) -> Float[Array, "n d"]:
+    def sample_keys(self, key: PRNGKeyArray, query: Float[ArrayLike, " d"], n: int | float) -> Float[Array, "n d"]:
         raise NotImplementedError
 
-    def sample_gaps(self, key: PRNGKeyArray, n: int, *, dtype=None) -> Float[Array, " n"]:
+    def sample_gaps(self, key: PRNGKeyArray, n: int | float, *, dtype=None) -> Float[Array, " n"]:
         raise NotImplementedError(f"{type(self).__name__} has no exact gap sampler; sample keys instead")
 
     def _check_query(self, query):
@@ -157,12 +157,12 @@ class BetaGapLaw(KeyLaw):
         return TailPoint(n, 2.0 * x, hazard, 2.0 * x * hazard)
 
     # -- the gap law ----------------------------------------------------------------------
-    def gap_cdf(self, u: Float[Array, "..."]) -> Float[Array, "..."]:
+    def gap_cdf(self, u: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """F(u) = P(gap <= u) = I_{u/2}(a, b) (regularised incomplete Beta)."""
         a, b = self.gap_beta_params
         return betainc(a, b, jnp.clip(jnp.asarray(u) / 2, 0.0, 1.0))
 
-    def gap_log_density(self, u: Float[Array, "..."]) -> Float[Array, "..."]:
+    def gap_log_density(self, u: Float[ArrayLike, "..."]) -> Float[Array, "..."]:
         """log f(u) with f the gap density on (0, 2): f(u) = (u/2)^{a-1} (1-u/2)^{b-1} / (2 B(a,b))."""
         a, b = self.gap_beta_params
         x = jnp.asarray(u) / 2
@@ -178,7 +178,7 @@ class BetaGapLaw(KeyLaw):
         a, b = self.gap_beta_params
         return 4 * a * b / ((a + b) ** 2 * (a + b + 1))
 
-    def sample_gaps(self, key: PRNGKeyArray, n: int, *, dtype=None) -> Float[Array, " n"]:
+    def sample_gaps(self, key: PRNGKeyArray, n: int | float, *, dtype=None) -> Float[Array, " n"]:
         """n i.i.d. gaps, exactly, in O(n), with full relative precision for small gaps.
 
         Closed-form inverse CDFs where they exist (b = 1: u = 2 U^{1/a}; uniform S^2 is
@@ -210,7 +210,7 @@ class BetaGapLaw(KeyLaw):
     def _perp_basis(self, query):
         return orthonormal_complement(query)
 
-    def sample_keys(self, key: PRNGKeyArray, query: Float[Array, " d"], n: int) -> Float[Array, "n d"]:
+    def sample_keys(self, key: PRNGKeyArray, query: Float[ArrayLike, " d"], n: int | float) -> Float[Array, "n d"]:
         """n unit keys: k = (1-u) q + sqrt(u (2-u)) xi, u a gap and xi uniform on q-perp."""
         n = check_int("n", n, minimum=1)
         query = self._check_query(query)

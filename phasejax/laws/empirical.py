@@ -1,4 +1,7 @@
-"""TODO: module docstring. Moved from geometry."""
+"""Keys given as data: :class:`Empirical` resamples an array or a .npy file (pickles refused) and
+estimates alpha and C from the nearest-neighbour gaps to a query (the Hill estimate of
+:func:`phasejax.estimate.fit_tail` at a fixed k; docs/theory.md §d).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +15,7 @@ import numpy as np
 from jaxtyping import Array, Float
 
 from .._checks import InputError, check_array, check_int, check_unit_vectors
+from .._numerics.tail import hill
 from .base import KeyLaw, gaps_from_keys
 
 __all__ = ['Empirical', 'load_npy']
@@ -23,7 +27,8 @@ class Empirical(KeyLaw):
     ``sample_keys`` draws n rows (without replacement when n <= number of rows, else with
     replacement). ``alpha`` and ``C`` are estimated from the ``k`` smallest gaps to
     ``query`` by maximum likelihood (Hill): with u_(1) <= ... <= u_(k+1),
-    1/h = mean_i log(u_(k+1)/u_(i)), alpha = 2h, C = (k/N) u_(k+1)^{-h}, se(alpha) = alpha/sqrt(k).
+    1/h = mean_i log(u_(k+1)/u_(i)), alpha = 2h, log C = psi(k+1) - psi(N+1) - h log u_(k+1) (unbiased given
+    h), se(alpha) = alpha/sqrt(k): the estimator of :func:`phasejax.estimate.fit_tail` at a fixed k.
     """
 
     keys: Float[Array, "N d"]
@@ -63,13 +68,10 @@ class Empirical(KeyLaw):
         if self.query is None:
             raise InputError("Empirical: alpha and C need a query; pass query=... to Empirical(keys, query)")
         u = np.sort(np.asarray(gaps_from_keys(self.query, self.keys), dtype=np.float64))
-        k = self.k
-        uk1 = u[k]
-        small = u[:k]
-        if uk1 <= 0 or np.any(small <= 0):
+        if u[0] <= 0:
             raise InputError("Empirical: the query coincides with a key (zero gap); alpha is undefined")
-        h = 1.0 / np.mean(np.log(uk1 / small))
-        return h, (k / u.size) * uk1 ** (-h)
+        est = hill(u, self.k, u.size)
+        return est.h, math.exp(float(est.log_c[0]))
 
     @property
     def alpha(self) -> float:

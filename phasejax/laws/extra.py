@@ -1,4 +1,33 @@
-"""TODO: module docstring. Moved from laws_extra."""
+"""More key laws for "local, not global" (docs/theory.md §d): the local exponent at q alone sets beta* ~ n^{2/alpha}.
+
+* :class:`BetaCap` ``(d, a, b)``: the general zonal law with u/2 ~ Beta(a, b) (density on S^{d-1} proportional
+  to (u/2)^{a-(d-1)/2} (1-u/2)^{b-(d-1)/2} relative to uniform). a > (d-1)/2 empties the cap at q, small b piles
+  the keys up at the antipode -q: e.g. ``BetaCap(3, 8, 0.3)`` is a tight far-away cluster with alpha = 16 at q.
+* :class:`FarCap` ``(d, width)``: keys in the cap {u >= 2 - width} about the antipode -q (uniform on it for
+  d = 3), none near q: alpha = inf, C = 0. A cheap far-away cluster for mixtures.
+* :class:`Mixture` ``(near, far, weight)``: each key from ``near`` with probability ``weight``, else ``far``.
+  Gap CDF F = w F_near + (1-w) F_far, so the local exponent is the smaller one and C adds over the
+  components that attain it: alpha = min(alpha_near, alpha_far), C = w C_near (+ (1-w) C_far if equal).
+* :class:`AngularGaussian` ``(scales)``: keys g/|g|, g ~ N(0, diag(scales^2)) in a frame whose last axis is the
+  query: a globally anisotropic law (angular central Gaussian) whose density relative to uniform is
+  |Sigma|^{-1/2} (x^T Sigma^{-1} x)^{-d/2}, smooth and positive, so alpha = d - 1 at every query and
+  C = C_d s_d^d / prod(s) (the density at q times the uniform constant).
+* :class:`LocalWarp` ``(base, u0, alpha)``: the base law with the keys inside the cap u < u0 moved along their
+  geodesic to q, u -> u0 (u/u0)^p, p = alpha_base/alpha: identical to ``base`` outside the cap (same global
+  shape) with local exponent ``alpha``, C = C_base u0^{(alpha_base - alpha)/2} (exact when the base gap law is
+  a pure power law below u0, e.g. uniform S^2).
+
+All take ``key`` first. ``sample_gaps(key, n) -> Float[Array, "n"]`` is exact in O(n) (O(n d) for
+AngularGaussian, which draws vectors), relative to the law's query; ``sample_keys(key, query, n) ->
+Float[Array, "n d"]`` returns unit keys. None of them has ``has_gap_law`` (the m-nearest sampler needs a
+Beta gap CDF) except :class:`BetaCap`; :func:`phasejax.scaling.scaling_scan` uses their exact samplers.
+
+>>> import jax
+>>> from phasejax.laws import UniformSphere
+>>> mix = Mixture(UniformSphere(3), FarCap(3, 0.1), 0.25)
+>>> mix.alpha, mix.C
+(2.0, 0.125)
+"""
 
 from __future__ import annotations
 
@@ -8,7 +37,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import InputError, check_array, check_int, check_real
 from .base import BetaGapLaw, KeyLaw, gaps_from_keys, orthonormal_complement
@@ -18,7 +47,7 @@ __all__ = ['BetaCap', 'FarCap', 'Mixture', 'AngularGaussian', 'LocalWarp']
 
 
 class BetaCap(BetaGapLaw):
-    """Zonal law about q with u/2 ~ Beta(a, b): alpha = 2a, C = 2^{-a}/(a B(a, b)) (THEORY a, d).
+    """Zonal law about q with u/2 ~ Beta(a, b): alpha = 2a, C = 2^{-a}/(a B(a, b)) (docs/theory.md §a, §d).
 
     ``BetaCap(d, (d-1)/2, (d-1)/2)`` is uniform, ``BetaCap(d, alpha/2, (d-1)/2)`` is PowerLawCap.
 
@@ -70,13 +99,13 @@ class FarCap(KeyLaw):
         v = jnp.clip(2.0 - jnp.asarray(u), 0.0, self.width)
         return 1.0 - (v / self.width) ** ((self.d - 1) / 2)
 
-    def sample_gaps(self, key: PRNGKeyArray, n: int, *, dtype=None) -> Float[Array, " n"]:
+    def sample_gaps(self, key: PRNGKeyArray, n: int | float, *, dtype=None) -> Float[Array, " n"]:
         n = check_int("n", n, minimum=1)
         dtype = dtype or jnp.result_type(float)
         uu = jax.random.uniform(key, (n,), dtype, minval=jnp.finfo(dtype).tiny)
         return 2.0 - self.width * uu ** (2.0 / (self.d - 1))
 
-    def sample_keys(self, key: PRNGKeyArray, query: Float[Array, " d"], n: int) -> Float[Array, "n d"]:
+    def sample_keys(self, key: PRNGKeyArray, query: Float[ArrayLike, " d"], n: int | float) -> Float[Array, "n d"]:
         """k = (1-u) q + sqrt(u (2-u)) xi with xi uniform on q-perp."""
         n = check_int("n", n, minimum=1)
         query = self._check_query(query)
@@ -133,7 +162,7 @@ class Mixture(KeyLaw):
     def gap_cdf(self, u):
         return self.weight * self.near.gap_cdf(u) + (1 - self.weight) * self.far.gap_cdf(u)
 
-    def sample_gaps(self, key: PRNGKeyArray, n: int, *, dtype=None) -> Float[Array, " n"]:
+    def sample_gaps(self, key: PRNGKeyArray, n: int | float, *, dtype=None) -> Float[Array, " n"]:
         """Exact: gaps from both components, chosen per key by a Bernoulli(weight) draw."""
         n = check_int("n", n, minimum=1)
         k1, k2, k3 = jax.random.split(key, 3)
@@ -142,7 +171,7 @@ class Mixture(KeyLaw):
         pick = jax.random.bernoulli(k3, self.weight, (n,))
         return jnp.where(pick, u1, u2)
 
-    def sample_keys(self, key: PRNGKeyArray, query: Float[Array, " d"], n: int) -> Float[Array, "n d"]:
+    def sample_keys(self, key: PRNGKeyArray, query: Float[ArrayLike, " d"], n: int | float) -> Float[Array, "n d"]:
         n = check_int("n", n, minimum=1)
         k1, k2, k3 = jax.random.split(key, 3)
         x1 = self.near.sample_keys(k1, query, n)
@@ -181,10 +210,10 @@ class AngularGaussian(KeyLaw):
         return UniformSphere(self.d).C * float(np.exp(self.d * np.log(s[-1]) - np.sum(np.log(s))))
 
     def _unit(self, key, n, dtype):
-        g = jax.random.normal(key, (n, self.d), dtype) * jnp.asarray(self.scales, dtype)
+        g = jax.random.normal(key, (n, self.d), dtype) * jnp.asarray(self.scales, dtype)[None, :]
         return g / jnp.linalg.norm(g, axis=-1, keepdims=True)
 
-    def sample_gaps(self, key: PRNGKeyArray, n: int, *, dtype=None) -> Float[Array, " n"]:
+    def sample_gaps(self, key: PRNGKeyArray, n: int | float, *, dtype=None) -> Float[Array, " n"]:
         """Gaps to the last axis e_d, |x - e_d|^2/2 from the vectors (O(n d), exact)."""
         n = check_int("n", n, minimum=1)
         dtype = dtype or jnp.result_type(float)
@@ -192,7 +221,7 @@ class AngularGaussian(KeyLaw):
         e = jnp.zeros((self.d,), dtype).at[-1].set(1.0)
         return gaps_from_keys(e, x)
 
-    def sample_keys(self, key: PRNGKeyArray, query: Float[Array, " d"], n: int) -> Float[Array, "n d"]:
+    def sample_keys(self, key: PRNGKeyArray, query: Float[ArrayLike, " d"], n: int | float) -> Float[Array, "n d"]:
         n = check_int("n", n, minimum=1)
         query = self._check_query(query)
         x = self._unit(key, n, query.dtype)
@@ -234,16 +263,16 @@ class LocalWarp(KeyLaw):
         safe = jnp.where(inside, u, self.u0)
         return jnp.where(inside, self.u0 * jnp.exp(p * jnp.log(safe / self.u0)), u)
 
-    def sample_gaps(self, key: PRNGKeyArray, n: int, *, dtype=None) -> Float[Array, " n"]:
+    def sample_gaps(self, key: PRNGKeyArray, n: int | float, *, dtype=None) -> Float[Array, " n"]:
         return self._warp(self.base.sample_gaps(key, n, dtype=dtype))
 
-    def sample_keys(self, key: PRNGKeyArray, query: Float[Array, " d"], n: int) -> Float[Array, "n d"]:
+    def sample_keys(self, key: PRNGKeyArray, query: Float[ArrayLike, " d"], n: int | float) -> Float[Array, "n d"]:
         """Base keys; those in the cap are moved along the geodesic to q to the warped gap."""
         query = self._check_query(query)
         k = self.base.sample_keys(key, query, n)
         u = gaps_from_keys(query, k)
         diff = k - query[None, :]
-        perp = diff - jnp.sum(diff * query, axis=-1, keepdims=True) * query[None, :]
+        perp = diff - jnp.sum(diff * query[None, :], axis=-1, keepdims=True) * query[None, :]
         norm = jnp.linalg.norm(perp, axis=-1, keepdims=True)
         fallback = _directions(jax.random.fold_in(key, 1), query, n, k.dtype)
         xi = jnp.where(norm > 0, perp / jnp.where(norm > 0, norm, 1.0), fallback)

@@ -1,4 +1,5 @@
-"""TODO: module docstring. Moved from geometry."""
+"""Key laws by the names the command line uses (``--geometry``).
+"""
 
 from __future__ import annotations
 

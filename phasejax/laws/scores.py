@@ -40,7 +40,7 @@ __all__ = ['GaussianScores', 'AlmostSimplex']
 
 
 class GaussianScores(KeyLaw):
-    """i.i.d. N(0, sigma^2) scores: the random energy model (THEORY h) as a phasejax key law.
+    """i.i.d. N(0, sigma^2) scores: the random energy model (docs/theory.md §h) as a phasejax key law.
 
     ``sample_gaps(key, n)`` returns the energies u = -s (softmax(-beta u) = softmax(beta s)); they are
     negative for positive scores, which every streaming observable accepts (it shifts by the
@@ -94,7 +94,7 @@ class GaussianScores(KeyLaw):
     def sample_keys(self, key, query, n):
         raise InputError("GaussianScores has scores, not key vectors (d = 0); use sample_gaps (energies u = -s)")
 
-    def sample_gaps(self, key: PRNGKeyArray, n: int, *, dtype=None) -> Float[Array, " n"]:
+    def sample_gaps(self, key: PRNGKeyArray, n: int | float, *, dtype=None) -> Float[Array, " n"]:
         """n energies u = -s, s ~ N(0, sigma^2) i.i.d."""
         n = check_int("n", n, minimum=1)
         dtype = dtype or jnp.result_type(float)
@@ -105,17 +105,17 @@ class GaussianScores(KeyLaw):
         """The standard normal energy with beta factor sigma (:func:`phasejax.theory.score_law`)."""
         return STANDARD_NORMAL, float(self.sigma)
 
-    def nearest_gaps(self, key: PRNGKeyArray, n: int, m: int, *, dtype=None) -> Float[Array, " m"]:
+    def nearest_gaps(self, key: PRNGKeyArray, n: int | float, m: int | float, *, dtype=None) -> Float[Array, " m"]:
         """The m smallest of n energies (the m largest scores), exactly, ascending, in O(m) for any n.
 
-        THEORY a's order-statistics construction (:mod:`phasejax.extreme`): u_(i) = sigma
+        docs/theory.md §a's order-statistics construction (:mod:`phasejax.extreme`): u_(i) = sigma
         Phi^{-1}(U_(i)) with U_(1..m) the m smallest of n uniforms, from log U_(i).
         """
         n, m = check_n_m(n, m)
         dtype = jnp.dtype(dtype or jnp.result_type(float))
         return _gauss_nearest(self.sigma, key, n, m, dtype)
 
-    def choose_m(self, n: int, lambda_min: float, *, tail_tol: float = 1e-7, m_max: int = 1 << 20) -> int:
+    def choose_m(self, n: int | float, lambda_min: float, *, tail_tol: float = 1e-7, m_max: int = 1 << 20) -> int:
         """Nearest energies to keep at beta >= lambda_min beta_c (Gumbel-tail rule).
 
         In the REM limit the top points relative to the first are Gamma_k^{-1/mu}, mu = beta_c/beta
@@ -152,7 +152,7 @@ def _gauss_nearest(sigma, key, n, m, dtype):
 
 class AlmostSimplex(eqx.Module):
     """Chen, Lin, Polyanskiy, Rigollet (ICLR 2026), single query: one matching key at score 1 and
-    n-1 keys at score rho (THEORY h, last bullets). Closed forms, no sampling needed:
+    n-1 keys at score rho (docs/theory.md §h, last bullets). Closed forms, no sampling needed:
 
     * w_1 = 1/(1 + (n-1) e^{-beta (1-rho)}) (:meth:`max_weight`);
     * with beta = gamma log n the critical gamma_c = 1/(1-rho) (:attr:`gamma_c`), where
@@ -229,7 +229,7 @@ class AlmostSimplex(eqx.Module):
             hi += 1.0 + hi
         return brentq(g, lo, hi, xtol=1e-14, rtol=1e-15) / self.gap
 
-    def gaps(self, n: int) -> Float[Array, " n"]:
+    def gaps(self, n: int | float) -> Float[Array, " n"]:
         """The n energies u = 1 - score: one 0 (the matching key) and n-1 copies of 1 - rho."""
         n = check_int("n", n, minimum=2)
         return jnp.full((n,), self.gap, jnp.result_type(float)).at[0].set(0.0)

@@ -1,4 +1,7 @@
-"""TODO: module docstring. Moved from geometry."""
+"""The exactly samplable key laws on S^{d-1} (docs/theory.md §a, §d): uniform keys, the power-law cap
+|q-k|^gamma and a great subsphere through the query. All are :class:`~phasejax.laws.BetaGapLaw` s,
+u/2 ~ Beta(a, b), with an O(n) gap sampler at full relative precision; see :mod:`phasejax.laws.base`.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +16,7 @@ __all__ = ['UniformSphere', 'PowerLawCap', 'Subsphere']
 
 
 class UniformSphere(BetaGapLaw):
-    """Keys uniform on S^{d-1}: u/2 ~ Beta(h, h), h = (d-1)/2, alpha = d-1 (THEORY a).
+    """Keys uniform on S^{d-1}: u/2 ~ Beta(h, h), h = (d-1)/2, alpha = d-1 (docs/theory.md §a).
 
     >>> law = UniformSphere(3)
     >>> law.alpha, round(law.C, 12)
@@ -37,7 +40,7 @@ class UniformSphere(BetaGapLaw):
 
 
 class PowerLawCap(BetaGapLaw):
-    """Key density on S^{d-1} proportional to |q-k|^gamma, gamma = alpha - (d-1) (THEORY d).
+    """Key density on S^{d-1} proportional to |q-k|^gamma, gamma = alpha - (d-1) (docs/theory.md §d).
 
     u/2 ~ Beta(alpha/2, (d-1)/2), so P(u <= s) ~ C s^{alpha/2}; alpha < d-1 piles keys up
     at the query (density blows up), alpha > d-1 empties the cap (density vanishes).
@@ -68,7 +71,7 @@ class Subsphere(BetaGapLaw):
 
     m: int = eqx.field(static=True)
 
-    def __init__(self, d: int, m: int):
+    def __init__(self, d: int, m: int | float):
         self.d = check_int("d", d, minimum=2)
         self.m = check_int("m", m, minimum=2, maximum=self.d)
 

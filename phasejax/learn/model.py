@@ -1,4 +1,34 @@
-"""TODO: module docstring. Moved from learn."""
+"""A trainable attention head with a learnable inverse temperature, and the theory of what it should learn.
+
+One head, one query, n keys uniform on S^{d-1} (:class:`phasejax.laws.UniformSphere`), scalar values:
+
+    yhat(q) = sum_i w_i v_i,   w_i = softmax(-beta u_i),   u_i = |q - k_i|^2 / 2   (gap, DESIGN conventions),
+
+with ``beta = exp(log_beta)`` the only parameter (:class:`AttentionHead`). Two tasks (docs/theory.md §i):
+
+* **regression** (:class:`RegressionTask`): v_i = f(k_i) + sigma eps_i with f(x) = P_2^{(d)}(<x,e>) =
+  (d <x,e>^2 - 1)/(d - 1), e = e_1, sigma = 0.5; the target is f(q) (noise-free). The training loss is
+  (yhat - f(q))^2, so what training minimises is the **expected squared error against f(q)**,
+  MSE(beta, n, d) = E[(yhat - f(q))^2], which contains the value-noise variance sigma^2 E[sum w^2] but
+  *not* the irreducible sigma^2 of a noisy target. This is Nadaraya-Watson regression with a von
+  Mises-Fisher kernel: its optimal beta grows like n^{2/(d+3)} (subcritical).
+* **retrieval** (:class:`RetrievalTask`): values are i.i.d. N(0, 1) labels, the target is the label of the
+  nearest key. Labels carry no spatial correlation, so averaging neighbours cannot help: E over labels of
+  the loss is (1 - W_(1))^2 + sum_{i >= 2} w_i^2, which vanishes only as beta -> infinity (hard argmax):
+  a pure retrieval task. (With values f(k) the neighbours' values would approximate the nearest one and
+  the task would be part regression.) The learned beta keeps growing: supercritical.
+
+Shape contract (jaxtyping):
+
+* ``AttentionHead.predict(gaps: Float[Array, "n"], values: Float[Array, "n"]) -> Float[Array, ""]``;
+  ``AttentionHead.__call__(query: Float[Array, "d"], keys: Float[Array, "n d"], values: Float[Array, "n"])``;
+* ``task.sample(key, n, queries) -> Batch(gaps: Float[Array, "Q n"], values: Float[Array, "n"],
+  targets: Float[Array, "Q"])``;
+* ``train(...) -> TrainResult`` with ``log_beta: Float[np.ndarray, "runs steps"]``;
+* theory functions take scalars (beta, n) and return Python floats.
+
+dtype: float32 unless ``jax_enable_x64`` is on (the head and the samples follow the default float).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +40,7 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import InputError, check_array, check_int, check_option, check_real
 from .._numerics.arrays import default_float
@@ -20,7 +50,7 @@ from ..laws.sphere import UniformSphere
 __all__ = ['zonal_p2', 'AttentionHead', 'Batch', 'RegressionTask', 'RetrievalTask', 'task_from_name', 'batch_loss']
 
 
-SIGMA = 0.5  # value-noise standard deviation of the regression task (THEORY i)
+SIGMA = 0.5  # value-noise standard deviation of the regression task (docs/theory.md §i)
 
 
 TASKS = ("regression", "retrieval")
@@ -48,7 +78,7 @@ class AttentionHead(eqx.Module):
     (logit beta <q,k> up to a per-query constant: DESIGN conventions). log-parametrised so
     Adam's steps are relative changes of beta and beta stays positive.
 
-    d yhat / d log beta = -beta sum_i w_i (u_i - <u>_w) v_i = beta Cov_w(t, v) (THEORY e).
+    d yhat / d log beta = -beta sum_i w_i (u_i - <u>_w) v_i = beta Cov_w(t, v) (docs/theory.md §e).
 
     >>> import jax.numpy as jnp
     >>> head = AttentionHead(2.0)
@@ -69,12 +99,12 @@ class AttentionHead(eqx.Module):
     def beta(self) -> Float[Array, ""]:
         return jnp.exp(self.log_beta)
 
-    def log_weights(self, gaps: Float[Array, " n"]) -> Float[Array, " n"]:
+    def log_weights(self, gaps: Float[ArrayLike, " n"]) -> Float[Array, " n"]:
         """log w_i = -beta u_i - logsumexp_j(-beta u_j)."""
         logits = -self.beta * gaps
         return logits - jax.scipy.special.logsumexp(logits)
 
-    def predict(self, gaps: Float[Array, " n"], values: Float[Array, " n"]) -> Float[Array, ""]:
+    def predict(self, gaps: Float[ArrayLike, " n"], values: Float[ArrayLike, " n"]) -> Float[Array, ""]:
         """yhat = sum_i softmax(-beta u)_i v_i from the gaps u of one query.
 
         A gap of +inf marks an absent key (weight exactly 0, gradient exactly 0: padding)."""
@@ -85,7 +115,7 @@ class AttentionHead(eqx.Module):
         return jnp.sum(jnp.where(present, w * values, 0.0))
 
     def __call__(
-        self, query: Float[Array, " d"], keys: Float[Array, "n d"], values: Float[Array, " n"]
+        self, query: Float[ArrayLike, " d"], keys: Float[ArrayLike, "n d"], values: Float[ArrayLike, " n"]
     ) -> Float[Array, ""]:
         """yhat(q) from unit vectors (gaps computed as |q-k|^2/2 at full relative precision)."""
         check_array("query", query, ndim=1)
@@ -120,7 +150,7 @@ def _pad(gaps, n_active):
 
 
 class RegressionTask(eqx.Module):
-    """Values v = f(k) + sigma eps, f = P_2^{(d)}(<k, e_1>); target f(q) (noise-free) (THEORY i).
+    """Values v = f(k) + sigma eps, f = P_2^{(d)}(<k, e_1>); target f(q) (noise-free) (docs/theory.md §i).
 
     Keys and queries uniform on S^{d-1} (:class:`UniformSphere`), drawn as vectors.
 
@@ -140,7 +170,7 @@ class RegressionTask(eqx.Module):
     name = "regression"
     has_optimum = True  # a finite MSE-optimal beta: the convergence test applies
 
-    def sample(self, key: PRNGKeyArray, n: int, queries: int, n_active=None) -> Batch:
+    def sample(self, key: PRNGKeyArray, n: int | float, queries: int, n_active=None) -> Batch:
         """A key set of n keys and ``queries`` queries; keys i >= n_active (if given) are absent (gap inf)."""
         law = UniformSphere(self.d)
         dtype = default_float()
@@ -170,7 +200,7 @@ class RetrievalTask(eqx.Module):
     name = "retrieval"
     has_optimum = False  # beta -> infinity: no convergence test
 
-    def sample(self, key: PRNGKeyArray, n: int, queries: int, n_active=None) -> Batch:
+    def sample(self, key: PRNGKeyArray, n: int | float, queries: int, n_active=None) -> Batch:
         """A key set of n keys and ``queries`` queries; keys i >= n_active (if given) are absent (gap inf)."""
         law = UniformSphere(self.d)
         dtype = default_float()
@@ -189,7 +219,7 @@ def task_from_name(name: str, d: int, *, sigma: float = SIGMA):
     return RegressionTask(d, sigma) if name == "regression" else RetrievalTask(d)
 
 
-def batch_loss(head: AttentionHead, task, key: PRNGKeyArray, n: int, contexts: int, queries: int, n_active=None,
+def batch_loss(head: AttentionHead, task, key: PRNGKeyArray, n: int | float, contexts: int, queries: int, n_active=None,
                task_id=None):
     """Mean over ``contexts`` fresh key sets x ``queries`` queries of (yhat - target)^2.
 

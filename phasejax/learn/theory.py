@@ -1,4 +1,20 @@
-"""TODO: module docstring. Moved from learn."""
+"""What the trained inverse temperature should be: the theory of the regression task (docs/theory.md §i).
+
+Host-side NumPy/SciPy in float64, not jitted:
+
+* :func:`regression_mse_large_n`: bias^2 + variance at large n,
+  MSE ~ (1 - a_2(beta))^2 / N_2 + (R(beta)/n) [sigma^2 + V_f(beta)],
+  a_l = I_{l+d/2-1}/I_{d/2-1}, R = M_d(2beta)/M_d(beta)^2, N_2 = (d+2)(d-1)/2 = 1/E[f^2],
+  V_f = [1 - 2 a_2(beta) a_2(2beta) + a_2(beta)^2] / N_2 (the local variance of f under the kernel).
+* :func:`beta_opt_asymptotic`: its leading-order minimiser beta_opt = c n^{2/(d+3)},
+  c = [2 d^2 / (N_2 sigma^2 r_d h)]^{2/(d+3)}, h = (d-1)/2, r_d = sqrt(pi)/(Gamma(d/2) 2^{d-2})
+  (from 1 - a_2 ~ d/beta and R ~ r_d beta^h); bias^2/MSE -> h/(h+2) there.
+* :func:`regression_mse_exact`: the exact finite-n MSE by quadrature (2-D: s and u), from
+  1/D^2 = int_0^inf s e^{-sD} ds with D = sum_i e^{-beta u_i} (derivation in its docstring), and
+  :func:`beta_opt_exact`, its minimiser (Brent in log beta; quadrature error < 1e-9 relative, so the
+  minimiser is located to ~1e-5 relative, far inside the 1% asked for: see ``tests/test_learn.py``).
+* :func:`regression_mse_mc`: a Monte Carlo estimate with common random numbers across beta (the check).
+"""
 
 from __future__ import annotations
 
@@ -29,7 +45,7 @@ def _check_theory_args(beta, n, d, sigma):
 
 
 def regression_mse_large_n(beta, n, d: int, sigma: float = SIGMA, *, parts: bool = False):
-    """Large-n bias-variance MSE of the regression task (THEORY i), averaged over the query:
+    """Large-n bias-variance MSE of the regression task (docs/theory.md §i), averaged over the query:
 
     MSE = (1 - a_2(beta))^2 / N_2 + (R(beta)/n) [sigma^2 + V_f(beta)],
     V_f = [1 - 2 a_2(beta) a_2(2 beta) + a_2(beta)^2] / N_2,  N_2 = (d+2)(d-1)/2,
@@ -51,7 +67,7 @@ def regression_mse_large_n(beta, n, d: int, sigma: float = SIGMA, *, parts: bool
 
 
 def beta_opt_coefficient(d: int, sigma: float = SIGMA) -> float:
-    """c in beta_opt ~ c n^{2/(d+3)}: c = [2 d^2 / (N_2 sigma^2 r_d h)]^{2/(d+3)} (THEORY i).
+    """c in beta_opt ~ c n^{2/(d+3)}: c = [2 d^2 / (N_2 sigma^2 r_d h)]^{2/(d+3)} (docs/theory.md §i).
 
     From bias^2 ~ d^2/(N_2 beta^2) (1 - a_2 ~ d/beta) and variance ~ sigma^2 r_d beta^h / n,
     h = (d-1)/2, r_d = sqrt(pi)/(Gamma(d/2) 2^{d-2}), N_2 = (d+2)(d-1)/2.
@@ -68,7 +84,7 @@ def beta_opt_coefficient(d: int, sigma: float = SIGMA) -> float:
 
 
 def beta_opt_asymptotic(n, d: int, sigma: float = SIGMA) -> float:
-    """Leading-order MSE-optimal beta = c n^{2/(d+3)} (:func:`beta_opt_coefficient`; THEORY i).
+    """Leading-order MSE-optimal beta = c n^{2/(d+3)} (:func:`beta_opt_coefficient`; docs/theory.md §i).
 
     >>> round(beta_opt_asymptotic(1000, 3), 4)  # 2.432881 * 1000^(1/3)
     24.3288
@@ -118,7 +134,7 @@ def _z_nodes(zmax, panel, order):
     return z, wz
 
 
-def regression_mse_exact(beta, n: int, d: int, sigma: float = SIGMA, *, dx: float = 0.1, panel: float = 1.0,
+def regression_mse_exact(beta, n: int | float, d: int, sigma: float = SIGMA, *, dx: float = 0.1, panel: float = 1.0,
                          order: int = 10, parts: bool = False):
     """Exact finite-n expected squared error E[(yhat - f(q))^2] of the regression task, by quadrature.
 
@@ -134,7 +150,7 @@ def regression_mse_exact(beta, n: int, d: int, sigma: float = SIGMA, *, dx: floa
         MSE = (1/N_2) int s [2n c_2(s) phi^{n-1} + n(n-1) a_1(s)^2 phi^{n-2}] ds + sigma^2 n int s B(s) phi^{n-1} ds,
         a_1 = E[e (P_2(t) - 1) e^{-se}],  c_2 = E[e^2 (1 - P_2(t)) e^{-se}],  B = E[e^2 e^{-se}],
 
-    expectations over the gap law u/2 ~ Beta(h, h) (THEORY a). Evaluated in log space: trapezoid in
+    expectations over the gap law u/2 ~ Beta(h, h) (docs/theory.md §a). Evaluated in log space: trapezoid in
     x = log s (step ``dx``; the integrand is smooth and decays doubly exponentially, so the rule converges
     geometrically) and composite Gauss-Legendre in z = beta u (panels of width ``panel``, ``order`` nodes).
     Relative accuracy ~1e-10 at the defaults (halving dx and panel changes the result by less than that).
@@ -216,7 +232,7 @@ def _exact_sum(xs, z, lw, lg, n, n2, sigma, dx, parts):
     return (mse, out_bias, out_noise) if parts else mse
 
 
-def beta_opt_exact(n: int, d: int, sigma: float = SIGMA, **quad) -> float:
+def beta_opt_exact(n: int | float, d: int, sigma: float = SIGMA, **quad) -> float:
     """argmin over beta of :func:`regression_mse_exact` (Brent in log beta, xtol 1e-7): the beta that
     gradient descent on the expected squared error against f(q) converges to.
 
@@ -231,7 +247,7 @@ def beta_opt_exact(n: int, d: int, sigma: float = SIGMA, **quad) -> float:
 
 
 def regression_mse_mc(
-    betas, n: int, d: int, *, key: PRNGKeyArray, contexts: int = 64, queries: int = 16, sigma: float = SIGMA
+    betas, n: int | float, d: int, *, key: PRNGKeyArray, contexts: int = 64, queries: int = 16, sigma: float = SIGMA
 ):
     """Monte Carlo MSE of the regression task on a beta grid, common random numbers across beta.
 

@@ -1,4 +1,19 @@
-"""TODO: module docstring. Moved from learn."""
+"""Training a head's inverse temperature (docs/theory.md §i).
+
+Training (:func:`train`): Adam (optax ``scale_by_adam``, b2 = 0.9) on ``log_beta``, fresh samples at every
+step. A step draws ``contexts`` independent key sets of n keys and ``queries`` independent uniform queries per
+key set (queries share a key set to amortise the key sampling; each query's loss is an unbiased sample of
+the MSE); ``runs`` independent heads are trained at once (``vmap``), each with its own PRNG stream.
+Schedule, with W = steps/4: a search phase at constant learning rate (2W steps, then W more at a time while
+the plateau test fails, at most ``max_extensions`` times), then a cosine anneal to 5% of it over 2W steps
+starting where the configuration passed its plateau test. **Convergence criterion** (plateau test): over
+the last W steps, the mean log beta of the two halves differs by |Delta| <= tol + 2 se(Delta) (tol = 0.01,
+i.e. 1% in beta; se over runs); ``converged`` = the search plateau was reached and the final window passes
+the same test. Retrieval never passes it (beta keeps growing), so it stays at constant learning rate.
+**Estimate:** per run, the Polyak average of log beta over the final W steps; beta_learned = exp(mean over
+runs), with a **standard error from the spread over the independent runs** (delta method; with one run,
+from 10 batch means of the window).
+"""
 
 from __future__ import annotations
 

@@ -1,12 +1,20 @@
-"""TODO: module docstring. Moved from sweep."""
+"""Seed ensembles of observables over a beta grid.
+
+``ensemble(law, key, n, betas, seeds=S)`` draws S independent contexts of n keys
+(``jax.random.split(key, S)``), evaluates every observable on the whole beta grid for each
+(common random numbers across beta, so each seed's curve is smooth in beta), and returns
+the per-seed values with shape (S, B) together with the mean and standard error over
+seeds (se = sd / sqrt(S), ddof = 1).
+"""
 
 from __future__ import annotations
 
-import equinox as eqx
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, Float, PRNGKeyArray
+from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import InputError, check_betas, check_int
 from ..laws.base import KeyLaw
@@ -22,7 +30,7 @@ SAMPLERS = ("auto", "exact", "nearest")
 AUTO_NEAREST_ABOVE = 2**20
 
 
-def choose_sampler(law: KeyLaw, n: int, sampler: str = "auto") -> str:
+def choose_sampler(law: KeyLaw, n: int | float, sampler: str = "auto") -> str:
     """Resolve ``sampler`` ('auto', 'exact' or 'nearest') for a law and context length."""
     from .._checks import check_option
 
@@ -41,8 +49,8 @@ def choose_sampler(law: KeyLaw, n: int, sampler: str = "auto") -> str:
 def observe(
     law: KeyLaw,
     key: PRNGKeyArray,
-    n: int,
-    betas: Float[Array, " B"],
+    n: int | float,
+    betas: Float[ArrayLike, "*B"],
     *,
     sampler: str = "exact",
     top_k: int = 5,
@@ -60,11 +68,12 @@ def observe(
     raise InputError(f"sampler must be 'exact' or 'nearest' here (resolve 'auto' first); got {sampler!r}")
 
 
-class Ensemble(eqx.Module):
+@dataclasses.dataclass(frozen=True)
+class Ensemble:
     """Per-seed observables (fields (S, B)) and their mean and standard error over seeds."""
 
     per_seed: Observables
-    seeds: int = eqx.field(static=True)
+    seeds: int
 
     def mean(self, name: str) -> Float[Array, " B"]:
         return jnp.mean(getattr(self.per_seed, name), axis=0)
@@ -87,8 +96,8 @@ class Ensemble(eqx.Module):
 def ensemble(
     law: KeyLaw,
     key: PRNGKeyArray,
-    n: int,
-    betas: Float[Array, " B"],
+    n: int | float,
+    betas: Float[ArrayLike, "*B"],
     *,
     seeds: int = 8,
     top_k: int = 5,

@@ -1,4 +1,9 @@
-"""TODO: module docstring. Moved from checkpoint."""
+"""SIGINT/SIGTERM during long work: finish the current cell, save it, then stop (exit 130 in the CLI).
+
+:func:`deferred_signals` records the first signal instead of stopping; a second one raises
+``KeyboardInterrupt`` at once. :class:`Interrupted` (a ``KeyboardInterrupt``) carries the folder of the
+finished cells.
+"""
 
 from __future__ import annotations
 

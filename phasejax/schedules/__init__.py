@@ -40,7 +40,8 @@ tuning, Qwen logn), what it multiplies and the config key behind each number, fo
 transformers computes it. docs/schedules.md lists what each engine multiplies and the known pitfalls.
 
 Shape contract: the beta(n) schedules take ``n`` of any shape (a Python number or array, entries
->= 1) and return a floating jax array of the same shape (float32 unless x64 is on). The deployed
+>= 1) and return a floating array of the same shape (NumPy float64 on the host; a JAX array in n's dtype for
+a JAX n). The deployed
 schedule is host-side NumPy float64. Options are keyword-only, validated eagerly (:class:`InputError`
 naming the parameter, the value and what is accepted).
 """

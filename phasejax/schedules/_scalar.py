@@ -1,8 +1,8 @@
 """Practice schedules as beta(n) = beta0 g(n): the scalar temperature each one puts on the logit.
 
 See the package docstring (:mod:`phasejax.schedules`) for the convention. Every function takes ``n`` of
-any shape (a Python number or array, entries >= 1) and returns a floating jax array of the same shape
-(float32 unless x64 is on). Options are keyword-only Python numbers, validated eagerly.
+any shape (a Python number or array, entries >= 1) and returns a floating array of the same shape: NumPy
+float64 for a Python or NumPy n, a JAX array in n's dtype for a JAX n (jittable). Options are keyword-only Python numbers, validated eagerly.
 """
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import math
 from typing import NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from .._checks import InputError, check_real
+from .._numerics.arrays import namespace
 
 __all__ = [
     "SCHEDULES",
@@ -107,7 +107,8 @@ SCHEDULE_NAMES = ("constant", "qwen_logn", "yarn", "ssmax", "llama4", "critical"
 
 
 def _n(n):
-    """n as a floating jax array, >= 1 (checked when concrete)."""
+    """n as a floating array, >= 1 (checked when concrete): NumPy float64 on the host, a JAX array in its own
+    dtype (default float) for a JAX n (:mod:`phasejax._numerics.arrays`)."""
     if not isinstance(n, jax.core.Tracer):
         arr = np.asarray(n)
         if arr.dtype.kind not in "iuf":
@@ -117,9 +118,11 @@ def _n(n):
         if not np.all(np.isfinite(arr)) or np.any(arr < 1):
             bad = arr[~(np.isfinite(arr) & (arr >= 1))].ravel()[0]
             raise InputError(f"n must be >= 1 (the keys a position can see), got {bad!r}")
-    if hasattr(n, "dtype") and jnp.issubdtype(n.dtype, jnp.floating):
-        return jnp.asarray(n)
-    return jnp.asarray(n, dtype=jnp.result_type(float))
+    return namespace(n).asarray(n)
+
+
+def _xp(x):
+    return namespace(x).xp
 
 
 def _beta0(beta0):
@@ -174,7 +177,7 @@ def constant(n, *, beta0):
     8.0
     """
     x = _n(n)
-    return jnp.full_like(x, _beta0(beta0))
+    return _xp(x).full_like(x, _beta0(beta0))
 
 
 def qwen_logn(n, *, beta0, train_length):
@@ -193,7 +196,7 @@ def qwen_logn(n, *, beta0, train_length):
     x = _n(n)
     b0 = _beta0(beta0)
     L = _train_length(train_length, above_one=True)
-    return b0 * jnp.maximum(1.0, jnp.log(x) / math.log(L))
+    return b0 * _xp(x).maximum(1.0, _xp(x).log(x) / math.log(L))
 
 
 def yarn_attention_factor(n, *, train_length, factor=None, attention_factor=None, mscale=None,
@@ -224,9 +227,9 @@ def yarn_attention_factor(n, *, train_length, factor=None, attention_factor=None
             a = check_real("attention_factor", attention_factor, positive=True)
         else:
             a = _static_yarn_factor(factor, attention_factor, mscale, mscale_all_dim)
-        return jnp.full_like(x, a)
-    s = jnp.maximum(x / _train_length(train_length), 1.0)
-    return 0.1 * jnp.log(s) + 1.0
+        return _xp(x).full_like(x, a)
+    s = _xp(x).maximum(x / _train_length(train_length), 1.0)
+    return 0.1 * _xp(s).log(s) + 1.0
 
 
 def yarn(n, *, beta0, train_length, factor=None, attention_factor=None, mscale=None, mscale_all_dim=None):
@@ -288,9 +291,9 @@ def yarn_dynamic(n, *, beta0, train_length, seq_len=None):
         S = check_real("seq_len", seq_len, minimum=1.0)
         if not isinstance(x, jax.core.Tracer) and np.any(np.asarray(x) > S):
             raise InputError(f"seq_len must be >= every n (the sequence contains the positions), got {seq_len!r}")
-        S = jnp.full_like(x, S)
-    s = jnp.maximum(S / L, 1.0)
-    return b0 * (0.1 * jnp.log(s) + 1.0) ** 2
+        S = _xp(x).full_like(x, S)
+    s = _xp(x).maximum(S / L, 1.0)
+    return b0 * (0.1 * _xp(x).log(s) + 1.0) ** 2
 
 
 def longrope_attention_factor(*, max_length, train_length, attention_factor=None) -> float:
@@ -322,7 +325,7 @@ def longrope(n, *, beta0, train_length, max_length, attention_factor=None):
     """
     x = _n(n)
     a = longrope_attention_factor(max_length=max_length, train_length=train_length, attention_factor=attention_factor)
-    return jnp.full_like(x, _beta0(beta0) * a * a)
+    return _xp(x).full_like(x, _beta0(beta0) * a * a)
 
 
 def llama_4_scaling(n, *, beta0, beta, original_max_position_embeddings):
@@ -344,7 +347,7 @@ def llama_4_scaling(n, *, beta0, beta, original_max_position_embeddings):
     b0 = _beta0(beta0)
     b = check_real("beta", beta, nonnegative=True)
     L = check_real("original_max_position_embeddings", original_max_position_embeddings, positive=True)
-    return b0 * (1.0 + b * jnp.log1p(jnp.floor((x - 1.0) / L)))
+    return b0 * (1.0 + b * _xp(x).log1p(_xp(x).floor((x - 1.0) / L)))
 
 
 def soft_cap(logits, *, cap):
@@ -360,8 +363,8 @@ def soft_cap(logits, *, cap):
     [0.5, 38.0797, 50.0]
     """
     c = check_real("cap", cap, positive=True)
-    x = jnp.asarray(logits, dtype=jnp.result_type(float)) if not hasattr(logits, "dtype") else logits
-    return c * jnp.tanh(x / c)
+    x = namespace(logits).asarray(logits)
+    return c * _xp(x).tanh(x / c)
 
 
 def ssmax(n, *, beta0, s=None, train_length=None):
@@ -382,7 +385,7 @@ def ssmax(n, *, beta0, s=None, train_length=None):
         s = 1.0 / math.log(_train_length(train_length, above_one=True))
     else:
         s = check_real("s", s, positive=True)
-    return b0 * s * jnp.log(x)
+    return b0 * s * _xp(x).log(x)
 
 
 def llama4(n, *, beta0, floor_scale=8192.0, attn_scale=0.1):
@@ -402,7 +405,7 @@ def llama4(n, *, beta0, floor_scale=8192.0, attn_scale=0.1):
     b0 = _beta0(beta0)
     fs = check_real("floor_scale", floor_scale, positive=True)
     a = check_real("attn_scale", attn_scale, nonnegative=True)
-    return b0 * (jnp.log1p(jnp.floor(x / fs)) * a + 1.0)
+    return b0 * (_xp(x).log1p(_xp(x).floor(x / fs)) * a + 1.0)
 
 
 def critical(n, *, lam, alpha):

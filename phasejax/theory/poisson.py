@@ -197,6 +197,7 @@ def _ein(s, ns: Namespace):
     ss = xp.where(small, s, 1.0)
     sl = xp.where(small, 4.0, s)
     k = xp.arange(1, 31, dtype=s.dtype)
+    k = xp.reshape(k, (1,) * ss.ndim + (30,))
     terms = xp.cumprod(-ss[..., None] / k, axis=-1)  # (-s)^k / k!
     series = -xp.sum(terms / k, axis=-1)
     large = ns.sp.exp1(sl) + xp.log(sl) + np.euler_gamma
@@ -233,7 +234,7 @@ def supercritical_tail(h, rho):
     return math.log(2.0) * h * math.gamma(2.0 - 1.0 / h) * r ** (1.0 / h)
 
 
-def poisson_limit_weights(key: PRNGKeyArray, h, rho, m: int) -> Float[Array, " m"]:
+def poisson_limit_weights(key: PRNGKeyArray, h, rho, m: int | float) -> Float[Array, " m"]:
     """The first m ordered weights W_(1) >= ... >= W_(m) of the Poisson limit, shape (m,).
 
     Energies z_(k) = (Gamma_k / rho)^{1/h}, Gamma_k the arrival times of a unit Poisson process

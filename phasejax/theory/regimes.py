@@ -187,7 +187,7 @@ def kappa_star_over_h(h: float) -> float:
     """kappa*(h)/h, kappa*(h) = lambda* C^{-1/h} = rho*(h)^{-1/h} (the peak for mean measure z^h).
 
     From ``theory.lambda_star(alpha=2h, C=1)``. h = inf (Gaussian / Gumbel tails) gives the
-    random-energy limit 1 (the peak sits at the freezing point m = beta_c/beta = 1, THEORY h).
+    random-energy limit 1 (the peak sits at the freezing point m = beta_c/beta = 1, docs/theory.md §h).
     For h > 64 the Poisson quadrature's rho* underflows (rho* ~ e^{-h log h}); there the limit 1
     is used (the computed values are 0.979, 0.994, 1.005 at h = 16, 31.5, 64).
 
@@ -213,8 +213,8 @@ def _resolve_h(law, h, tp: TailPoint) -> float:
     return check_real("h", h, positive=True) if not (isinstance(h, float) and math.isinf(h)) else h
 
 
-def predict_beta_peak(n, law, *, h=None) -> np.ndarray:
-    """The universal predictor beta_peak(n) ~ (kappa*(h)/h) f(u*)/F(u*), F(u*) = 1/n (THEORY h).
+def predict_beta_peak(n, law, *, h=None) -> np.ndarray | float:
+    """The universal predictor beta_peak(n) ~ (kappa*(h)/h) f(u*)/F(u*), F(u*) = 1/n (docs/theory.md §h).
 
     ``h``: None (the law's local exponent at the query, alpha/2; infinity for Gaussian scores),
     ``"local"`` (the exponent u* f(u*)/F(u*) of the law *at* u*), or a number. Returns a float64
@@ -256,7 +256,7 @@ def _lambda_at_ew(h: float, C: float, target: float) -> float:  # noqa: N803
 
 
 def max_weight_window(alpha: float, C: float, window: Sequence[float] = DEFAULT_WINDOW) -> tuple[float, float]:  # noqa: N803
-    """(lambda_lo, lambda_hi) with Poisson-limit E[max weight] = window[0], window[1] (THEORY c, d).
+    """(lambda_lo, lambda_hi) with Poisson-limit E[max weight] = window[0], window[1] (docs/theory.md §c, §d).
 
     rho = C lambda^{-h}; E_W(rho) from :func:`phasejax.theory.poisson_expected_max_weight`, solved by Brent
     in log rho. :func:`regime` calls lambda_lo <= beta / n^{2/alpha} <= lambda_hi "critical". This is a band
@@ -291,7 +291,7 @@ class Regime(NamedTuple):
 
 
 def regime(beta, n, alpha: float, C: float, *, window: Sequence[float] = DEFAULT_WINDOW) -> Regime:  # noqa: N803
-    """The regime of inverse temperature ``beta`` at context length(s) ``n`` (THEORY c, d; DESIGN).
+    """The regime of inverse temperature ``beta`` at context length(s) ``n`` (docs/theory.md §c, §d; DESIGN).
 
     lambda = beta / n^{2/alpha}, rho = C lambda^{-alpha/2}, E_W = Poisson-limit E[max weight];
     name = "sub" if E_W < window[0], "super" if E_W > window[1], else "critical".

@@ -1,4 +1,10 @@
-"""TODO: module docstring. Moved from scores."""
+"""The random energy model: softmax over i.i.d. Gaussian scores, its freezing point and its
+Poisson-Dirichlet limit PD(m, 0) above it (docs/theory.md §h).
+
+Shapes: ``pd_sample(key, m, k)`` -> :class:`PDSample` with ``weights`` (k,), ``tail_mass`` (),
+``tail_sd`` (), ``vmap`` over ``key``; ``pd_expected_max_weight(m)``, ``pd_chi(m)``,
+``pd_expected_sum_w2(m)``: scalar m in (0, 1), Python floats computed on the host in float64.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +25,7 @@ __all__ = ['rem_beta_c', 'PDSample', 'pd_sample', 'pd_expected_max_weight', 'pd_
 
 
 def rem_beta_c(n, sigma=1.0):
-    """Freezing point of the random energy model: beta_c = sqrt(2 log n)/sigma (THEORY h).
+    """Freezing point of the random energy model: beta_c = sqrt(2 log n)/sigma (docs/theory.md §h).
 
     Softmax over n i.i.d. N(0, sigma^2) scores. On the sphere the scores are close to N(0, 1/d)
     when d is large against log n, so beta_c = sqrt(2 d log n). ``n`` may be an array.
@@ -68,7 +74,7 @@ def _pd_sample(key, m, k, dtype):
 
 
 def pd_sample(key: PRNGKeyArray, m: float, k: int = 4096, *, dtype=None) -> PDSample:
-    """One draw of the ordered Poisson-Dirichlet PD(m, 0) weights, truncated to the first k (THEORY h).
+    """One draw of the ordered Poisson-Dirichlet PD(m, 0) weights, truncated to the first k (docs/theory.md §h).
 
     Points x_i = Gamma_i^{-1/m} (Gamma_i the arrivals of a unit Poisson process), weights
     x_i / sum_j x_j. The points beyond the k-th enter the normaliser through their exact conditional
@@ -102,7 +108,7 @@ def _pd_ew1(m: float) -> float:
 
 
 def pd_expected_max_weight(m: float) -> float:
-    """E W_(1) of PD(m, 0): int_0^inf e^{-s} ds / (1 + phi_m(s)) (THEORY h).
+    """E W_(1) of PD(m, 0): int_0^inf e^{-s} ds / (1 + phi_m(s)) (docs/theory.md §h).
 
     phi_m(s) = s^m gamma(1-m, s) - (1 - e^{-s}) with gamma(a, s) = Gamma(a) P(a, s) the lower
     incomplete gamma; an exp-sinh rule on (0, 80), float64. E W_(1) = 1 - m log 2 + O(m^2) as m -> 0
@@ -119,7 +125,7 @@ def pd_chi(m: float) -> float:
     """Susceptibility of the PD limit, chi = d E W_(1)/d log beta = -dE W_(1)/d log m (m = beta_c/beta).
 
     The derivative of a Chebyshev interpolant of :func:`pd_expected_max_weight` in log m (host float64). It grows monotonically
-    and diverges like log(1/(1-m)) as m -> 1: the peak sits at the freezing point (THEORY h).
+    and diverges like log(1/(1-m)) as m -> 1: the peak sits at the freezing point (docs/theory.md §h).
 
     >>> pd_chi(0.9) > pd_chi(0.5) > 0
     True
@@ -130,7 +136,7 @@ def pd_chi(m: float) -> float:
 
 
 def pd_expected_sum_w2(m: float) -> float:
-    """E sum_i w_i^2 of PD(m, 0) by quadrature of its Laplace functional; the identity is 1 - m (THEORY h).
+    """E sum_i w_i^2 of PD(m, 0) by quadrature of its Laplace functional; the identity is 1 - m (docs/theory.md §h).
 
     The points form a Poisson process with intensity mu(dx) = m x^{-m-1} dx, so (Mecke, with
     1/S^2 = int t e^{-tS} dt) E sum w^2 = int_0^inf dt t B(t) exp(-A(t)),

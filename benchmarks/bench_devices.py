@@ -2,7 +2,7 @@
 
 One process with 2 forced host devices (``--xla_force_host_platform_device_count=2``) runs
 the same per-seed work (``sampled_observables``: n keys drawn and streamed over a beta grid,
-for S seeds) through :class:`phasejax.distributed.SeedRunner` on a 1-device mesh and on a
+for S seeds) through :class:`phasejax.runtime.devices.SeedRunner` on a 1-device mesh and on a
 2-device mesh, after a warm-up call of each, and prints both best-of-R times and the ratio
 t(1 device) / t(2 devices).
 

@@ -14,7 +14,7 @@ import math
 import jax
 import jax.numpy as jnp
 
-__all__ = ['uniform_open', 'uniform_from_bits', 'exponential', 'log_gamma_variate']
+__all__ = ["uniform_open", "uniform_from_bits", "exponential", "log_gamma_variate"]
 
 
 def uniform_from_bits(bits, dtype):

@@ -10,7 +10,7 @@
   n = infinity curve log n + log M_d - beta A_d and the plateau -(d-1)/2.
 
 Every function takes ``devices`` (devices per process, None: the plain one-device path)
-to shard its seeds over devices and processes (:mod:`phasejax.distributed`) with the
+to shard its seeds over devices and processes (:mod:`phasejax.runtime.devices`) with the
 same numbers. All return plain dicts of NumPy arrays / floats (the CLI's tables and JSON). Every Monte Carlo
 number carries a standard error; KS distances come with the 95% noise level of the test,
 1.36 sqrt((S1 + S2) / (S1 S2)), so "shrinks with n" can be read against it.
@@ -32,11 +32,11 @@ from .laws.sphere import UniformSphere
 from .observables import Accumulator
 from .scaling import nearest_gap_samples
 
-__all__ = ['ks_noise', 'subcritical_fluctuations', 'critical_laws', 'supercritical_tail_check', 'entropy_crossover']
+__all__ = ["ks_noise", "subcritical_fluctuations", "critical_laws", "supercritical_tail_check", "entropy_crossover"]
 
 
 def _over_seeds(f, keys, devices):
-    """``f(keys)`` (batched over the seed axis), sharded by :func:`phasejax.distributed.run_seeds`
+    """``f(keys)`` (batched over the seed axis), sharded by :func:`phasejax.runtime.devices.run_seeds`
     when ``devices`` is given or in a multi-process run; seed i gets ``keys[i]`` either way."""
     if devices is None and jax.process_count() == 1:
         return f(keys)

@@ -43,7 +43,18 @@ from .laws.base import KeyLaw, gaps_from_keys
 from .laws.nearest import DEFAULT_M, DEFAULT_NODES, bulk_sums, check_n_m, check_nearest_law, nearest_sample
 from .theory.sphere import mean_resultant
 
-__all__ = ['Accumulator', 'Observables', 'log_weights', 'weights', 'gap_observables', 'key_observables', 'sampled_observables', 'Truncation', 'nearest_observables_with_bound', 'nearest_observables']
+__all__ = [
+    "Accumulator",
+    "Observables",
+    "log_weights",
+    "weights",
+    "gap_observables",
+    "key_observables",
+    "sampled_observables",
+    "Truncation",
+    "nearest_observables_with_bound",
+    "nearest_observables",
+]
 
 
 DEFAULT_CHUNK = 32768
@@ -465,7 +476,7 @@ def nearest_observables_with_bound(
       (:class:`~phasejax.observables.Observables`, :class:`Truncation`), fields (B,).
 
     >>> import jax, jax.numpy as jnp
-    >>> from phasejax.geometry import UniformSphere
+    >>> from phasejax.laws import UniformSphere
     >>> obs, tr = nearest_observables_with_bound(UniformSphere(3), jax.random.key(0), 10**12,
     ...                                          jnp.array([1e10, 1e12]), m=64)
     >>> bool(tr.bound[1] < 1e-6)
@@ -502,7 +513,7 @@ def nearest_observables(
     :func:`nearest_observables_with_bound` for the method and the truncation error.
 
     >>> import jax, jax.numpy as jnp
-    >>> from phasejax.geometry import UniformSphere
+    >>> from phasejax.laws import UniformSphere
     >>> obs = nearest_observables(UniformSphere(3), jax.random.key(0), 10**15, jnp.array([0.0, 1e17]))
     >>> round(float(obs.max_weight[0]) * 1e15, 6)  # beta = 0: uniform weights 1/n
     1.0

@@ -46,7 +46,16 @@ from .laws.scores import GaussianScores
 from .schedules import SCHEDULE_NAMES, schedule_beta
 from .theory.regimes import CriticalWindow, critical_window, poisson_summary, predict_beta_peak
 
-__all__ = ['LawConstants', 'law_constants', 'PhaseDiagram', 'phase_diagram', 'schedule_betas', 'schedule_table', 'leaves_window_at', 'measured_peak']
+__all__ = [
+    "LawConstants",
+    "law_constants",
+    "PhaseDiagram",
+    "phase_diagram",
+    "schedule_betas",
+    "schedule_table",
+    "leaves_window_at",
+    "measured_peak",
+]
 
 
 class LawConstants(NamedTuple):

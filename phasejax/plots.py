@@ -13,7 +13,20 @@ import numpy as np
 from .phase import PhaseDiagram
 from .runtime.io import atomic_write
 
-__all__ = ['save_figure', 'phase_diagram_figure', 'scaling_peaks_figure', 'scaling_collapse_figure', 'sweep_figure', 'heat_gain_figure', 'diagnose_figure', 'learn_figure', 'subcritical_figure', 'critical_figure', 'supercritical_figure', 'entropy_figure']
+__all__ = [
+    "save_figure",
+    "phase_diagram_figure",
+    "scaling_peaks_figure",
+    "scaling_collapse_figure",
+    "sweep_figure",
+    "heat_gain_figure",
+    "diagnose_figure",
+    "learn_figure",
+    "subcritical_figure",
+    "critical_figure",
+    "supercritical_figure",
+    "entropy_figure",
+]
 
 
 def save_figure(fig, path: str, **kwargs) -> str:

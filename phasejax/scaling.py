@@ -7,7 +7,7 @@ log beta_peak = a + b log n, b against 2/alpha and e^a against lambda*.
 
 **Why the m nearest gaps suffice, and the bound that says so.** Near the peak only keys with
 beta (u - u_(1)) of order one carry weight. Keeping the m smallest of the n gaps (exactly:
-the m smallest of an exact sample, or :mod:`phasejax.extreme`'s O(m) sampler) changes the
+the m smallest of an exact sample, or :mod:`phasejax.laws.nearest`'s O(m) sampler) changes the
 partition function by at most (n - m) exp(-beta (u_(m) - u_(1))) relative, reported as
 ``truncation_bound``; m is chosen from the Poisson limit so that the expected neglected mass
 at the smallest beta of the grid is below ``tail_tol`` (m = n, no truncation, when that
@@ -33,7 +33,17 @@ from .observables import OBSERVABLE_NAMES, _gap_observables
 from .runtime.ensemble import choose_sampler
 from .transition import Peak, find_peak
 
-__all__ = ['PowerLawFit', 'fit_power_law', 'choose_m', 'nearest_gap_samples', 'gap_curve', 'truncation_bound', 'default_lambda_range', 'ScalingResult', 'scaling_scan']
+__all__ = [
+    "PowerLawFit",
+    "fit_power_law",
+    "choose_m",
+    "nearest_gap_samples",
+    "gap_curve",
+    "truncation_bound",
+    "default_lambda_range",
+    "ScalingResult",
+    "scaling_scan",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,11 +190,11 @@ def nearest_gap_samples(
     """The m smallest gaps (ascending; unsorted when m = n) of each of ``seeds`` contexts of n keys.
 
     'exact': draw all n gaps (O(n) each, batched to bound memory) and keep the m smallest.
-    'nearest': :func:`phasejax.extreme.nearest_gaps`, O(m) for any n. 'auto' picks by n.
+    'nearest': :func:`phasejax.laws.nearest.nearest_gaps`, O(m) for any n. 'auto' picks by n.
 
-    With ``devices`` (devices per process), a ``checkpoint`` (:class:`phasejax.checkpoint.CellStore`,
+    With ``devices`` (devices per process), a ``checkpoint`` (:class:`phasejax.runtime.checkpoint.CellStore`,
     cells of ``cell_seeds`` seeds named ``prefix-start-stop``) or in a multi-process run, the
-    seeds are sharded by :func:`phasejax.distributed.run_seeds`; context i still gets key
+    seeds are sharded by :func:`phasejax.runtime.devices.run_seeds`; context i still gets key
     ``jax.random.split(key, seeds)[i]``, so the gaps equal the one-device ones.
     """
     n = check_int("n", n, minimum=1)
@@ -308,7 +318,7 @@ def scaling_scan(
     """beta_peak(n) for each n in ``ns`` with the delta-method se, and the weighted power-law fit.
 
     The bracketing grid for each n is lambda n^{2/alpha} (lambda ``law.critical_scale(n)`` for laws
-    that have one, e.g. :class:`phasejax.scores.GaussianScores`: beta_c) with lambda log-spaced in
+    that have one, e.g. :class:`phasejax.laws.GaussianScores`: beta_c) with lambda log-spaced in
     ``lambda_range`` (default: lambda*/8 .. 8 lambda* from the Poisson limit of the law's (alpha, C),
     see :func:`default_lambda_range`); when the susceptibility peaks at an end of the grid, the grid
     is extended by a factor 8 on that side (up to 3 times) and m re-chosen, so the peak is bracketed.

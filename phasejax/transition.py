@@ -33,7 +33,7 @@ from .laws.base import KeyLaw
 from .observables import DEFAULT_CHUNK, OBSERVABLE_NAMES
 from .runtime.ensemble import choose_sampler, observe
 
-__all__ = ['derivative', 'susceptibility', 'seed_curve', 'Peak', 'find_peak']
+__all__ = ["derivative", "susceptibility", "seed_curve", "Peak", "find_peak"]
 
 
 def derivative(f: Callable, order: int = 1) -> Callable:

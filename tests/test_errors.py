@@ -17,6 +17,7 @@ from phasejax.runtime import ensemble
 
 pytestmark = pytest.mark.bad_input  # phasejax's own errors (module docstring)
 
+
 Q3 = jnp.array([0.0, 0.0, 1.0])
 
 

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import jax
 import numpy as np
 import pytest
 
-from phasejax import cli, limits
+from phasejax import limits
 
 
 def test_subcritical_covariance_and_normality():
@@ -54,14 +52,3 @@ def test_entropy_crossover_plateau(d):
     assert np.all(np.abs(e["slope"] - e["slope_limit"])[sub] < 4 * e["slope_se"][sub] + 1e-3)
     assert np.all(np.abs(e["entropy"] - e["entropy_limit"])[sub] < 4 * e["entropy_se"][sub] + 1e-3)
     assert abs(e["slope_limit"][2] - e["plateau"][2]) < 0.02 * (d - 1)  # the plateau formula at beta = 30
-
-
-def test_limit_laws_cli_json(tmp_path, capsys):
-    rc = cli.main(["limit-laws", "--n-max", "100", "--seeds", "60", "--entropy-n", "10000", "--json",
-                   "--out", str(tmp_path)])
-    assert rc == 0
-    out = json.loads(capsys.readouterr().out)
-    for regime in ("subcritical", "critical", "supercritical", "entropy_crossover"):
-        assert regime in out
-    assert out["critical"]["n"] == [10.0, 100.0]
-    assert cli.main(["limit-laws", "--d", "2", "--out", str(tmp_path)]) == 2

@@ -45,6 +45,10 @@ def numpy_reference(u, beta, top_k=5, keys=None):
 BETAS = np.array([0.0, 0.3, 3.0, 30.0, 300.0, 3000.0, 3e4])
 
 
+def _fixed_gaps(n=500):
+    return jnp.asarray(np.random.default_rng(2).beta(1, 1, n) * 2)
+
+
 @pytest.mark.parametrize("chunk", [7, 256, 5000])
 def test_gap_observables_match_numpy(dtype, chunk):
     rng = np.random.default_rng(0)
@@ -101,10 +105,6 @@ def test_beta_zero_is_uniform_and_large_beta_is_argmin(dtype):
     assert float(obs.max_weight[1]) == pytest.approx(1.0, abs=1e-6)
     assert float(obs.mean_gap[1]) == pytest.approx(float(jnp.min(u)), rel=rtol)
     assert float(obs.entropy[1]) == pytest.approx(0.0, abs=1e-5)
-
-
-def _fixed_gaps(n=500):
-    return jnp.asarray(np.random.default_rng(2).beta(1, 1, n) * 2)
 
 
 def test_identities_of_theory_e(x64):

@@ -9,7 +9,7 @@ import math
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ['exp_sinh', 'tanh_sinh', 'rule']
+__all__ = ["exp_sinh", "tanh_sinh", "rule"]
 
 
 def exp_sinh(log_lo: float, log_hi: float, step: float):

@@ -15,7 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-__all__ = ['log1mexp', 'lbeta', 'log_betainc', 'beta_quantile_log', 'beta_quantile_host']
+__all__ = ["log1mexp", "lbeta", "log_betainc", "beta_quantile_log", "beta_quantile_host"]
 
 
 def log1mexp(x):

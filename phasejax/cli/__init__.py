@@ -13,7 +13,7 @@ import sys
 
 from .._checks import InputError
 
-__all__ = ['build_parser', 'main']
+__all__ = ["build_parser", "main"]
 
 
 # Subcommand modules in the order ``phasejax --help`` lists them.

@@ -17,7 +17,25 @@ from .._checks import InputError
 from ..runtime.devices import initialize, mesh_info
 from ..runtime.io import jsonable
 
-__all__ = ['positive_int', 'count', 'real', 'nonneg_real', 'positive_real', 'add_output_arguments', 'add_geometry_arguments', 'geometry_from_args', 'setup', 'Progress', 'format_table', 'emit', 'lambda_star_of', 'check_choice', 'run_config', 'add_parallel_arguments', 'start_from_args']
+__all__ = [
+    "positive_int",
+    "count",
+    "real",
+    "nonneg_real",
+    "positive_real",
+    "add_output_arguments",
+    "add_geometry_arguments",
+    "geometry_from_args",
+    "setup",
+    "Progress",
+    "format_table",
+    "emit",
+    "lambda_star_of",
+    "check_choice",
+    "run_config",
+    "add_parallel_arguments",
+    "start_from_args",
+]
 
 
 def positive_int(text: str) -> int:

@@ -214,7 +214,8 @@ def run(args):
 def _write(out, fit, r):
     from ..runtime import io
 
-    files = {"figure": diagnose_figure(os.path.join(out, "diagnose.png"), fit, r), "json": os.path.join(out, "diagnose.json")}
+    files = {"figure": diagnose_figure(os.path.join(out, "diagnose.png"), fit, r),
+             "json": os.path.join(out, "diagnose.json")}
     io.save_json(files["json"], {**r, "files": files, "provenance": io.provenance()})
     return files
 

@@ -159,7 +159,8 @@ def run(args):
         "conventions": {s: _applied(s) for s in names},
         "notes": "E_max_weight and effective keys are Poisson-limit (n = inf) values at lambda = beta/n^(2/alpha); "
         "effective_keys = exp(E entropy); null where not valid at this n (exp(E H) > n: deep subcritical). "
-        "effective_keys_subcritical = Kish n/R(beta) at fixed beta (docs/theory.md §b, uniform keys). On the sphere the "
+        "effective_keys_subcritical = Kish n/R(beta) at fixed beta (docs/theory.md §b, uniform keys). On the sphere "
+        "the "
         "Poisson limit needs log n >> (d-1)/2; beta_peak_predicted is the tail-hazard predictor, which follows the "
         "finite-n peak.",
     }

@@ -102,7 +102,7 @@ def run(args):
 
 def _truncation_bound(law, key, n, betas, args, m):
     """Per beta, the largest over seeds of the nearest sampler's truncation bound (relative error
-    of Z; phasejax.extreme.Truncation.bound), for the same keys as the ensemble."""
+    of Z; phasejax.laws.nearest.Truncation.bound), for the same keys as the ensemble."""
     import jax
     import jax.numpy as jnp
 
@@ -169,5 +169,5 @@ def _table(r):
     )
     if "truncation_bound" in r:
         table += (f"\ntruncation: relative error of Z from the keys beyond the {r['nearest_m']} nearest "
-                  f"<= {float(np.max(r['truncation_bound'])):.3g} over the grid (phasejax.extreme.Truncation)")
+                  f"<= {float(np.max(r['truncation_bound'])):.3g} over the grid (phasejax.laws.nearest.Truncation)")
     return table + "\n" + "\n".join(f"{k}: {v}" for k, v in r["files"].items())

@@ -20,7 +20,7 @@ from .._checks import InputError, check_array, check_real
 from ..theory.regimes import DEFAULT_WINDOW, regime
 from .tail import fit_tail, smallest_gaps
 
-__all__ = ['extract_qk', 'HeadDiagnosis', 'diagnose_flax']
+__all__ = ["extract_qk", "HeadDiagnosis", "diagnose_flax"]
 
 
 def extract_qk(layer, params, inputs_q, inputs_k=None):

@@ -77,7 +77,20 @@ from .._numerics.tail import hill
 from ..laws.base import gaps_from_keys
 from ..theory.regimes import TailPoint, kappa_star_over_h
 
-__all__ = ['pairwise_gaps', 'smallest_gaps', 'hill_interval', 'ks_exponential_pvalue', 'trend_pvalue', 'stability_pvalues', 'TailFit', 'fit_tail', 'estimate_tail', 'ScoreTailFit', 'fit_score_tail', 'predict_beta_peak_from_scores']
+__all__ = [
+    "pairwise_gaps",
+    "smallest_gaps",
+    "hill_interval",
+    "ks_exponential_pvalue",
+    "trend_pvalue",
+    "stability_pvalues",
+    "TailFit",
+    "fit_tail",
+    "estimate_tail",
+    "ScoreTailFit",
+    "fit_score_tail",
+    "predict_beta_peak_from_scores",
+]
 
 
 _Z95 = 1.959963984540054
@@ -104,7 +117,7 @@ def pairwise_gaps(queries: Float[ArrayLike, "Q d"], keys: Float[ArrayLike, "n d"
     """Gaps u_qj = |q - k_j|^2 / 2 of unit vectors, every query against every key (JAX, jittable).
 
     The stable form of 1 - <q,k> (DESIGN: never 1 - dot in float32), vmapped
-    :func:`phasejax.geometry.gaps_from_keys`. Inputs must already be unit vectors.
+    :func:`phasejax.laws.gaps_from_keys`. Inputs must already be unit vectors.
 
     >>> import jax.numpy as jnp
     >>> q = jnp.eye(3)[:2]; k = jnp.array([[0.0, 0.6, 0.8]])
@@ -439,7 +452,7 @@ def fit_tail(
     log C_j = psi(k+1) - psi(n+1) - h log u_(k+1),j; C = exp(mean_j log C_j).
 
     >>> import jax, numpy as np
-    >>> from phasejax.geometry import UniformSphere
+    >>> from phasejax.laws import UniformSphere
     >>> u = np.asarray(UniformSphere(3).sample_gaps(jax.random.key(1), 2000), np.float64)
     >>> fit = fit_tail(u)                      # S^2: alpha = 2, C = 1/2
     >>> abs(fit.alpha - 2) < 3 * fit.alpha_se and abs(fit.C - 0.5) < 3 * fit.C_se
@@ -530,7 +543,7 @@ def estimate_tail(
     keys used.
 
     >>> import jax, numpy as np
-    >>> from phasejax.geometry import UniformSphere
+    >>> from phasejax.laws import UniformSphere
     >>> keys = np.asarray(UniformSphere(3).sample_keys(jax.random.key(0), np.array([0, 0, 1.0]), 3000))
     >>> fit, q, k = estimate_tail(keys, num_queries=8)
     >>> q.shape, k.shape, abs(fit.alpha - 2) < 4 * fit.alpha_se

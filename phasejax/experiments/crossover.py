@@ -8,7 +8,7 @@ their relative errors, which law is closer); ``gaussian`` rows (n, beta_peak/bet
 ``simplex`` rows (rho, n, gamma_peak, gamma_c, window). Figures: the (d, n) plane split by which law is closer,
 Gaussian beta_peak/beta_c against n, and the almost-simplex phase figure (gamma against rho).
 
-Every exact beta_peak comes from :func:`phasejax.scores.finite_n_beta_peak` (autodiff under the exact
+Every exact beta_peak comes from :func:`phasejax.theory.finite_n_beta_peak` (autodiff under the exact
 finite-n integral, Newton on dchi/dlog beta).
 """
 

@@ -19,14 +19,14 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
+from jaxtyping import ArrayLike, Float, PRNGKeyArray
 
 from .._checks import InputError, check_array, check_int, check_real
 from .step import attention_step, attention_step_halves
 from .theory import exact_gain, exact_map, heat_displacement, zonal_map
 from .zonal import _axis, _check_eps, _check_heat_d, _check_l, mode_amplitude, sample_zonal
 
-__all__ = ['GainMeasurement', 'richardson_weights', 'gain_one_cloud', 'measure_gain', 'compare_displacement']
+__all__ = ["GainMeasurement", "richardson_weights", "gain_one_cloud", "measure_gain", "compare_displacement"]
 
 
 class GainMeasurement(NamedTuple):

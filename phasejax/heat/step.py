@@ -21,7 +21,7 @@ from jaxtyping import Array, ArrayLike, Float
 from .._checks import InputError, check_array, check_int, check_real
 from .._numerics.arrays import default_float
 
-__all__ = ['attention_step_halves', 'attention_step']
+__all__ = ["attention_step_halves", "attention_step"]
 
 
 def _pad_rows(x, pad: int):

@@ -15,7 +15,7 @@ import functools
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jaxtyping import Array, ArrayLike, Float
+from jaxtyping import ArrayLike, Float
 
 from .._checks import InputError, check_array, check_int, check_real
 from .._numerics.arrays import DEVICE, HOST, Namespace, default_float, namespace
@@ -23,7 +23,7 @@ from .._numerics.bessel import bessel_ratio
 from ..theory.sphere import log_moment_scaled
 from .zonal import _axis, _check_eps, _check_heat_d, _check_l, gegenbauer
 
-__all__ = ['exact_map', 'zonal_map', 'heat_displacement', 'linear_gain_spectrum', 'first_order_gain', 'exact_gain']
+__all__ = ["exact_map", "zonal_map", "heat_displacement", "linear_gain_spectrum", "first_order_gain", "exact_gain"]
 
 
 def _multipliers(d, l, beta, ns: Namespace):
@@ -113,7 +113,7 @@ def heat_displacement(x: Float[ArrayLike, "N d"], beta, l: int, eps, *, e: Float
     grad_S log rho = eps P_l'(t) (e - t x) / (1 + eps P_l(t)) (docs/theory.md §g); T(x) - x = this + O(beta^-2).
 
     >>> import jax.numpy as jnp
-    >>> float(heat_displacement(jnp.array([[1.0, 0.0, 0.0]]), 10.0, 2, 0.5)[0, 0])  # -(d-1)/(2 beta)
+    >>> round(float(heat_displacement(jnp.array([[1.0, 0.0, 0.0]]), 10.0, 2, 0.5)[0, 0]), 6)  # -(d-1)/(2 beta)
     -0.1
     """
     check_array("x", x, ndim=2)

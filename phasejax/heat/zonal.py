@@ -18,7 +18,15 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 from .._checks import InputError, check_array, check_int, check_real
 from .._numerics.arrays import default_float, namespace
 
-__all__ = ['harmonic_dimension', 'gegenbauer', 'zonal_density_bound', 'sample_zonal', 'mode_amplitude', 'zonal_spectrum', 'mode_gain']
+__all__ = [
+    "harmonic_dimension",
+    "gegenbauer",
+    "zonal_density_bound",
+    "sample_zonal",
+    "mode_amplitude",
+    "zonal_spectrum",
+    "mode_gain",
+]
 
 
 def _check_heat_d(d) -> int:

@@ -45,7 +45,7 @@ from ..theory.finite_n import ScoreLaw, beta_gap_score_law
 from ..theory.regimes import TailPoint
 from ..theory.sphere import beta_gap_constant
 
-__all__ = ['normalize', 'gaps_from_keys', 'orthonormal_complement', 'KeyLaw', 'BetaGapLaw']
+__all__ = ["normalize", "gaps_from_keys", "orthonormal_complement", "KeyLaw", "BetaGapLaw"]
 
 
 def normalize(x: Float[ArrayLike, "... d"], *, axis: int = -1) -> Float[Array, "... d"]:
@@ -66,8 +66,8 @@ def gaps_from_keys(query: Float[ArrayLike, " d"], keys: Float[ArrayLike, "n d"])
 
     >>> import jax.numpy as jnp
     >>> q = jnp.array([0.0, 0.0, 1.0]); k = jnp.array([[0.0, 0.6, 0.8]])
-    >>> float(gaps_from_keys(q, k)[0])  # 1 - 0.8
-    0.2...
+    >>> round(float(gaps_from_keys(q, k)[0]), 6)  # 1 - 0.8
+    0.2
     """
     diff = keys - query[None, :]
     return 0.5 * jnp.sum(diff * diff, axis=-1)

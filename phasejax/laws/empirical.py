@@ -18,7 +18,7 @@ from .._checks import InputError, check_array, check_int, check_unit_vectors
 from .._numerics.tail import hill
 from .base import KeyLaw, gaps_from_keys
 
-__all__ = ['Empirical', 'load_npy']
+__all__ = ["Empirical", "load_npy"]
 
 
 class Empirical(KeyLaw):

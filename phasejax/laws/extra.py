@@ -43,7 +43,7 @@ from .._checks import InputError, check_array, check_int, check_real
 from .base import BetaGapLaw, KeyLaw, gaps_from_keys, orthonormal_complement
 from .sphere import UniformSphere
 
-__all__ = ['BetaCap', 'FarCap', 'Mixture', 'AngularGaussian', 'LocalWarp']
+__all__ = ["BetaCap", "FarCap", "Mixture", "AngularGaussian", "LocalWarp"]
 
 
 class BetaCap(BetaGapLaw):
@@ -126,7 +126,7 @@ class Mixture(KeyLaw):
 
     alpha = min(alpha_near, alpha_far); C = w C_near, (1-w) C_far, or their sum when the exponents tie.
 
-    >>> from phasejax.geometry import PowerLawCap
+    >>> from phasejax.laws import PowerLawCap
     >>> Mixture(PowerLawCap(3, 1.0), PowerLawCap(3, 4.0), 0.5).alpha
     1.0
     """

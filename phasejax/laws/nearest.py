@@ -57,7 +57,15 @@ from .._numerics.special import beta_quantile_log, lbeta, log1mexp
 from .._random import exponential, log_gamma_variate
 from .base import BetaGapLaw, KeyLaw
 
-__all__ = ['gap_quantile', 'nearest_gaps', 'nearest_sample', 'bulk_sums', 'bulk_moments', 'check_nearest_law', 'check_n_m']
+__all__ = [
+    "gap_quantile",
+    "nearest_gaps",
+    "nearest_sample",
+    "bulk_sums",
+    "bulk_moments",
+    "check_nearest_law",
+    "check_n_m",
+]
 
 
 DEFAULT_M = 256
@@ -99,7 +107,7 @@ def gap_quantile(law: KeyLaw, log_p: Float[ArrayLike, "..."]) -> Float[Array, ".
     (and I_x = 1 - I_{1-x}(b, a) above x = (a+1)/(a+b+2)). Jittable; not differentiated.
 
     >>> import jax.numpy as jnp
-    >>> from phasejax.geometry import UniformSphere
+    >>> from phasejax.laws import UniformSphere
     >>> round(float(gap_quantile(UniformSphere(3), jnp.log(1e-30))) / 1e-30, 5)  # u = 2p on S^2
     2.0
     """
@@ -142,7 +150,7 @@ def nearest_gaps(law: KeyLaw, key: PRNGKeyArray, n: int | float, m: int | float,
     accepted); n and m are static. Same law as ``sort(law.sample_gaps(key', n))[:m]``.
 
     >>> import jax
-    >>> from phasejax.geometry import UniformSphere
+    >>> from phasejax.laws import UniformSphere
     >>> u = nearest_gaps(UniformSphere(3), jax.random.key(0), 10**15, 8)
     >>> u.shape, bool(u[0] < 1e-12)
     ((8,), True)

@@ -9,7 +9,7 @@ from .._checks import InputError, check_int
 from .base import KeyLaw
 from .sphere import PowerLawCap, Subsphere, UniformSphere
 
-__all__ = ['law_from_name']
+__all__ = ["law_from_name"]
 
 
 LAW_NAMES = ("uniform", "powerlaw", "subsphere", "gaussian")
@@ -18,7 +18,7 @@ LAW_NAMES = ("uniform", "powerlaw", "subsphere", "gaussian")
 def law_from_name(name: str, *, d: int, alpha: float | None = None, m: int | None = None,
                   sigma: float | None = None) -> KeyLaw:
     """Build a key law from its CLI name: ``uniform``, ``powerlaw`` (needs alpha), ``subsphere`` (needs m)
-    or ``gaussian`` (i.i.d. N(0, sigma^2) scores, :class:`phasejax.scores.GaussianScores`; sigma defaults
+    or ``gaussian`` (i.i.d. N(0, sigma^2) scores, :class:`phasejax.laws.GaussianScores`; sigma defaults
     to 1/sqrt(d), the score spread of uniform keys on S^{d-1}; d is then ignored otherwise)."""
     if name == "uniform":
         return UniformSphere(d)

@@ -36,7 +36,7 @@ from ..theory.rem import rem_beta_c
 from .base import KeyLaw
 from .nearest import _nearest_log_uniforms, check_n_m
 
-__all__ = ['GaussianScores', 'AlmostSimplex']
+__all__ = ["GaussianScores", "AlmostSimplex"]
 
 
 class GaussianScores(KeyLaw):
@@ -108,7 +108,7 @@ class GaussianScores(KeyLaw):
     def nearest_gaps(self, key: PRNGKeyArray, n: int | float, m: int | float, *, dtype=None) -> Float[Array, " m"]:
         """The m smallest of n energies (the m largest scores), exactly, ascending, in O(m) for any n.
 
-        docs/theory.md §a's order-statistics construction (:mod:`phasejax.extreme`): u_(i) = sigma
+        docs/theory.md §a's order-statistics construction (:mod:`phasejax.laws.nearest`): u_(i) = sigma
         Phi^{-1}(U_(i)) with U_(1..m) the m smallest of n uniforms, from log U_(i).
         """
         n, m = check_n_m(n, m)

@@ -47,7 +47,7 @@ from .._numerics.arrays import default_float
 from ..laws.base import gaps_from_keys
 from ..laws.sphere import UniformSphere
 
-__all__ = ['zonal_p2', 'AttentionHead', 'Batch', 'RegressionTask', 'RetrievalTask', 'task_from_name', 'batch_loss']
+__all__ = ["zonal_p2", "AttentionHead", "Batch", "RegressionTask", "RetrievalTask", "task_from_name", "batch_loss"]
 
 
 SIGMA = 0.5  # value-noise standard deviation of the regression task (docs/theory.md §i)

@@ -32,7 +32,15 @@ from .._numerics.arrays import default_float
 from ..theory.sphere import funk_hecke_multiplier, log_kernel_ratio
 from .model import SIGMA, AttentionHead, RegressionTask, _harmonic_dim2
 
-__all__ = ['regression_mse_large_n', 'beta_opt_coefficient', 'beta_opt_asymptotic', 'beta_opt_large_n', 'regression_mse_exact', 'beta_opt_exact', 'regression_mse_mc']
+__all__ = [
+    "regression_mse_large_n",
+    "beta_opt_coefficient",
+    "beta_opt_asymptotic",
+    "beta_opt_large_n",
+    "regression_mse_exact",
+    "beta_opt_exact",
+    "regression_mse_mc",
+]
 
 
 def _check_theory_args(beta, n, d, sigma):

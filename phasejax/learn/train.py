@@ -32,7 +32,7 @@ from .._checks import InputError, check_int, check_real
 from .._numerics.arrays import default_float
 from .model import AttentionHead, batch_loss
 
-__all__ = ['TrainResult', 'train']
+__all__ = ["TrainResult", "train"]
 
 
 class TrainResult(NamedTuple):
@@ -171,9 +171,10 @@ def train(
     infinite gaps), which saves a compilation per configuration at the cost of sampling max(n) keys for
     every n; a list of results (task-major) is returned then. The PRNG streams are 'rbg' keys seeded from
     ``key`` (:func:`_rbg_key`). ``progress``: an object with ``update(k, note)`` and ``total``
-    (e.g. ``phasejax.commands._common.Progress``).
+    (e.g. ``phasejax.cli._common.Progress``).
 
     >>> import jax
+    >>> from phasejax.learn import RegressionTask
     >>> r = train(RegressionTask(3), 100, key=jax.random.key(0), steps=40, runs=2)
     >>> r.log_beta.shape[0], r.task, r.steps >= 40
     (2, 'regression', True)

@@ -161,7 +161,8 @@ def rope_tables(config: dict, *, seq_len: int, dtype) -> tuple[Float[Array, "L D
     return jnp.asarray(np.cos(angles) * factor, dtype), jnp.asarray(np.sin(angles) * factor, dtype), factor
 
 
-def apply_rope(x: Float[ArrayLike, "H L D"], cos: Float[ArrayLike, "L D"], sin: Float[ArrayLike, "L D"]) -> Float[Array, "H L D"]:
+def apply_rope(x: Float[ArrayLike, "H L D"], cos: Float[ArrayLike, "L D"],
+               sin: Float[ArrayLike, "L D"]) -> Float[Array, "H L D"]:
     """x cos + rotate_half(x) sin, rotate_half(x) = cat(-x[D/2:], x[:D/2]) (``apply_rotary_pos_emb``)."""
     half = x.shape[-1] // 2
     return x * cos[None] + jnp.concatenate([-x[..., half:], x[..., :half]], axis=-1) * sin[None]

@@ -10,7 +10,7 @@ A cell is a block of seeds of one grid point, e.g. ``seeds-00000016-00000032`` (
 always gets key ``jax.random.split(key, S)[i]``, so a run assembled from cells computed in
 any number of sessions equals an uninterrupted run exactly.
 
-Safety: every cell is written to a temporary name and renamed (:func:`phasejax.io.atomic_write`),
+Safety: every cell is written to a temporary name and renamed (:func:`phasejax.runtime.io.atomic_write`),
 so SIGKILL leaves only complete cell files (a stale ``.tmp-*`` is removed on restart).
 SIGINT and SIGTERM are deferred while cells run (:func:`deferred_signals`): the current cell
 finishes and is saved, then :class:`Interrupted` (a ``KeyboardInterrupt``; the CLI exits 130)
@@ -31,7 +31,7 @@ import numpy as np
 
 from .._checks import InputError
 
-__all__ = ['config_hash', 'CellStore']
+__all__ = ["config_hash", "CellStore"]
 
 
 FORMAT = "phasejax-cells-1"
@@ -61,9 +61,13 @@ class CellStore:
       resume: True: keep finished cells of a run with the same config and refuse a different
         config; False: delete the cells there and start over.
 
-    >>> store = CellStore("/tmp/run", {"n": 1000, "seeds": 64})  # doctest: +SKIP
-    >>> store.has("seeds-00000000-00000016")                      # doctest: +SKIP
+    >>> import tempfile, numpy as np
+    >>> store = CellStore(tempfile.mkdtemp(), {"n": 1000, "seeds": 64})
+    >>> store.has("seeds-00000000-00000016")
     False
+    >>> _ = store.save("seeds-00000000-00000016", [np.arange(3.0)])
+    >>> store.load("seeds-00000000-00000016")[0].tolist()
+    [0.0, 1.0, 2.0]
     """
 
     def __init__(self, folder: str, config: dict, *, resume: bool = True):

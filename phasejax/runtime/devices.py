@@ -41,7 +41,16 @@ from jax.sharding import PartitionSpec as P
 
 from .._checks import InputError, check_int
 
-__all__ = ['initialize', 'is_multiprocess', 'seed_mesh', 'mesh_info', 'SeedRunner', 'shard_over_seeds', 'run_seeds', 'is_writer']
+__all__ = [
+    "initialize",
+    "is_multiprocess",
+    "seed_mesh",
+    "mesh_info",
+    "SeedRunner",
+    "shard_over_seeds",
+    "run_seeds",
+    "is_writer",
+]
 
 
 AXIS = "seed"
@@ -78,8 +87,10 @@ def initialize(
     ``jax_cpu_collectives_implementation``). Calling it again in an initialised process is a
     no-op. Returns :func:`mesh_info` of the default (all-device) mesh.
 
-    >>> initialize("10.0.0.1:1234", num_processes=2, process_id=0)  # doctest: +SKIP
-    {'processes': 2, 'process_index': 0, 'devices': 2, ...}
+    On each of two hosts (process 0 listening on 10.0.0.1:1234), before any other JAX call::
+
+        initialize("10.0.0.1:1234", num_processes=2, process_id=0)   # process_id=1 on the other host
+        # -> {'processes': 2, 'process_index': 0, 'devices': 2, ...}
     """
     if jax.distributed.is_initialized():
         return mesh_info()
@@ -148,7 +159,7 @@ def seed_mesh(devices: int | None = None) -> Mesh:
     ``devices=None`` uses all of them. In one process that is ``jax.local_devices()[:devices]``;
     after :func:`initialize` it spans all processes (``devices`` per process).
 
-    >>> seed_mesh(1).shape
+    >>> dict(seed_mesh(1).shape)
     {'seed': 1}
     """
     return _mesh(None if devices is None else check_int("devices", devices, minimum=1))
@@ -280,10 +291,10 @@ def run_seeds(
       keys: (S,) typed keys or (S, 2) raw keys; seed i always gets ``keys[i]``.
       devices: devices per process (None: all local devices).
       batch: seeds per device per call (bounds memory); default all of a cell at once.
-      checkpoint: a :class:`phasejax.checkpoint.CellStore`; the seed axis is cut into cells
+      checkpoint: a :class:`phasejax.runtime.checkpoint.CellStore`; the seed axis is cut into cells
         of ``cell_seeds`` seeds named ``f"{prefix}-{start}-{stop}"``; finished cells are
         loaded, the rest computed and saved atomically as they finish. SIGINT/SIGTERM stop
-        after the current cell (:class:`phasejax.checkpoint.Interrupted`).
+        after the current cell (:class:`phasejax.runtime.checkpoint.Interrupted`).
       progress: object with ``update(k, note="")``, called per finished block.
 
     Returns the pytree of ``fn`` with leading axis S on every leaf (host-backed

@@ -20,13 +20,13 @@ from .._checks import InputError, check_betas, check_int
 from ..laws.base import KeyLaw
 from ..observables import DEFAULT_CHUNK, OBSERVABLE_NAMES, Observables, sampled_observables
 
-__all__ = ['choose_sampler', 'observe', 'Ensemble', 'ensemble']
+__all__ = ["choose_sampler", "observe", "Ensemble", "ensemble"]
 
 
 SAMPLERS = ("auto", "exact", "nearest")
 
 
-# auto: exact sampling up to this many keys, the nearest-m sampler (phasejax.extreme) above it
+# auto: exact sampling up to this many keys, the nearest-m sampler (phasejax.laws.nearest) above it
 AUTO_NEAREST_ABOVE = 2**20
 
 
@@ -36,7 +36,7 @@ def choose_sampler(law: KeyLaw, n: int | float, sampler: str = "auto") -> str:
 
     check_option("sampler", sampler, SAMPLERS)
     if sampler == "auto":
-        # the O(m) sampler with its bulk correction exists for the Beta gap laws (phasejax.extreme);
+        # the O(m) sampler with its bulk correction exists for the Beta gap laws (phasejax.laws.nearest);
         # other laws (Gaussian scores, empirical keys) are sampled exactly
         from ..laws.base import BetaGapLaw
 
@@ -113,14 +113,14 @@ def ensemble(
     """Observables for ``seeds`` independent contexts of n keys from ``law``.
 
     ``sampler``: 'exact' (all n gaps, O(n)), 'nearest' (the m nearest exactly plus the bulk,
-    O(m) whatever n: :mod:`phasejax.extreme`; m defaults to min(256, n)) or 'auto'
+    O(m) whatever n: :mod:`phasejax.laws.nearest`; m defaults to min(256, n)) or 'auto'
     (:func:`choose_sampler`: nearest above 2^20 keys when the law has a gap CDF).
     Seeds are processed ``batch`` at a time with ``jax.vmap`` (default: all at once when
     the working set is small, else in groups), calling ``progress.update(k)`` after each.
 
-    With ``devices`` (devices per process), a ``checkpoint`` (:class:`phasejax.checkpoint.CellStore`:
+    With ``devices`` (devices per process), a ``checkpoint`` (:class:`phasejax.runtime.checkpoint.CellStore`:
     cells of ``cell_seeds`` seeds, finished ones reloaded) or in a multi-process run, the seeds
-    go through :func:`phasejax.distributed.run_seeds` (``batch`` seeds per device per call);
+    go through :func:`phasejax.runtime.devices.run_seeds` (``batch`` seeds per device per call);
     seed i still gets ``jax.random.split(key, seeds)[i]``, so the numbers are the same.
     """
     seeds = check_int("seeds", seeds, minimum=1)

@@ -20,7 +20,7 @@ from importlib import metadata
 
 import numpy as np
 
-__all__ = ['atomic_write', 'save_json', 'load_json', 'provenance', 'save_dataset', 'load_dataset', 'jsonable']
+__all__ = ["atomic_write", "save_json", "load_json", "provenance", "save_dataset", "load_dataset", "jsonable"]
 
 
 @contextlib.contextmanager

@@ -12,7 +12,7 @@ import signal
 import sys
 import threading
 
-__all__ = ['Interrupted', 'deferred_signals']
+__all__ = ["Interrupted", "deferred_signals"]
 
 
 class Interrupted(KeyboardInterrupt):

@@ -2,7 +2,8 @@
 
 See the package docstring (:mod:`phasejax.schedules`) for the convention. Every function takes ``n`` of
 any shape (a Python number or array, entries >= 1) and returns a floating array of the same shape: NumPy
-float64 for a Python or NumPy n, a JAX array in n's dtype for a JAX n (jittable). Options are keyword-only Python numbers, validated eagerly.
+float64 for a Python or NumPy n, a JAX array in n's dtype for a JAX n (jittable). Options are keyword-only
+Python numbers, validated eagerly.
 """
 
 from __future__ import annotations
@@ -359,6 +360,7 @@ def soft_cap(logits, *, cap):
     ``logits_soft_cap``). Near 0 it is the identity (slope 1); it bounds every logit to (-cap, cap), so no
     scalar beta describes it.
 
+    >>> import jax.numpy as jnp
     >>> [round(float(v), 4) for v in soft_cap(jnp.asarray([0.5, 50.0, 500.0]), cap=50.0)]
     [0.5, 38.0797, 50.0]
     """

@@ -25,7 +25,20 @@ from .._numerics.arrays import HOST
 from .._numerics.peak import chebyshev
 from .poisson import _ppp, _ppp_summary, lambda_star
 
-__all__ = ['poisson_summary', 'CriticalWindow', 'critical_window', 'TailPoint', 'TailFromCDF', 'tail_at_quantile', 'kappa_star_over_h', 'predict_beta_peak', 'max_weight_window', 'Regime', 'regime', 'window_context_lengths']
+__all__ = [
+    "poisson_summary",
+    "CriticalWindow",
+    "critical_window",
+    "TailPoint",
+    "TailFromCDF",
+    "tail_at_quantile",
+    "kappa_star_over_h",
+    "predict_beta_peak",
+    "max_weight_window",
+    "Regime",
+    "regime",
+    "window_context_lengths",
+]
 
 
 _LOG_RHO_MAX = 600.0
@@ -169,13 +182,14 @@ def tail_at_quantile(law, n) -> TailPoint:
     PowerLawCap, Subsphere: exact incomplete-Beta inverse; GaussianScores), :class:`TailFromCDF`, or a
     fitted tail (:class:`phasejax.estimate.ScoreTailFit`). For F = C u^h the hazard is h/u* exactly.
 
-    >>> tp = tail_at_quantile(TailFromCDF(lambda u: math.log(u / 2), lambda u: -math.log(2 * u / 2), 1.0), 1e4)
+    >>> tp = tail_at_quantile(TailFromCDF(lambda u: math.log(u / 2), lambda u: -math.log(2.0), 1.0), 1e4)
     >>> round(tp.u_star, 12), round(tp.hazard, 6)  # uniform S^2: F(u) = u/2
     (0.0002, 5000.0)
     """
     n = check_real("n", n, minimum=1.0)
     if not hasattr(law, "tail_point"):
-        raise InputError(f"law must have a tail_point(n) method (a gap law, GaussianScores or TailFromCDF); got {law!r}")
+        raise InputError(f"law must have a tail_point(n) method (a gap law, GaussianScores or TailFromCDF); "
+                         f"got {law!r}")
     return law.tail_point(n)
 
 

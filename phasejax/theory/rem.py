@@ -21,7 +21,7 @@ from .._checks import InputError, check_int, check_real
 from .._numerics.peak import host_derivative
 from .._numerics.quadrature import exp_sinh
 
-__all__ = ['rem_beta_c', 'PDSample', 'pd_sample', 'pd_expected_max_weight', 'pd_chi', 'pd_expected_sum_w2']
+__all__ = ["rem_beta_c", "PDSample", "pd_sample", "pd_expected_max_weight", "pd_chi", "pd_expected_sum_w2"]
 
 
 def rem_beta_c(n, sigma=1.0):
@@ -124,8 +124,8 @@ def pd_expected_max_weight(m: float) -> float:
 def pd_chi(m: float) -> float:
     """Susceptibility of the PD limit, chi = d E W_(1)/d log beta = -dE W_(1)/d log m (m = beta_c/beta).
 
-    The derivative of a Chebyshev interpolant of :func:`pd_expected_max_weight` in log m (host float64). It grows monotonically
-    and diverges like log(1/(1-m)) as m -> 1: the peak sits at the freezing point (docs/theory.md §h).
+    The derivative of a Chebyshev interpolant of :func:`pd_expected_max_weight` in log m (host float64). It grows
+    monotonically and diverges like log(1/(1-m)) as m -> 1: the peak sits at the freezing point (docs/theory.md §h).
 
     >>> pd_chi(0.9) > pd_chi(0.5) > 0
     True

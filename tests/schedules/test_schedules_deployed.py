@@ -25,7 +25,6 @@ from phasejax._checks import InputError
 
 NS = np.array([4096.0, 32768.0, 131072.0])  # n = pos + 1
 
-# --------------------------------------------------------------------------- the configs (real values)
 
 # DeepSeek-V2-Lite: the config verbatim as quoted in a public C++ test fixture ("verbatim except for HF
 # bookkeeping keys") and, for rope_scaling, a public Python test ("DeepSeek-V2-Lite's rope_scaling,
@@ -47,6 +46,7 @@ DEEPSEEK_V2 = {
     "v_head_dim": 128, "vocab_size": 102400,
 }
 
+
 # DeepSeek-V3: rope_scaling verbatim from a public test ("Real rope_scaling blocks, verbatim from the
 # published configs"); dimensions from public config dumps (hidden 7168, 128 heads, MLA 128 + 64,
 # max_position_embeddings 163840, rope_theta 10000) and deepseek-ai/DeepSeek-V3 inference/configs/
@@ -59,6 +59,7 @@ DEEPSEEK_V3 = {
     "rope_scaling": {"beta_fast": 32, "beta_slow": 1, "factor": 40, "mscale": 1.0, "mscale_all_dim": 1.0,
                      "original_max_position_embeddings": 4096, "type": "yarn"},
 }
+
 
 # Kimi-K2-Instruct: rope_scaling verbatim from the same public test (K2_ROPE); 64 heads, hidden 7168,
 # rope_theta 50000, MLA 128 + 64 from public config dumps (Kimi-K2.5 text_config, hf-model-inspector
@@ -73,6 +74,7 @@ KIMI_K2 = {
                      "original_max_position_embeddings": 4096, "type": "yarn"},
 }
 
+
 # Qwen2.5-7B-Instruct: config values from public dumps (hidden 3584, 28 heads, 4 KV heads, 28 layers,
 # max_position_embeddings 32768, rope_theta 1e6, use_sliding_window false); rope_scaling is the block the
 # Qwen2.5 model card / qwen.readthedocs deployment guide tells users to add for 128k (YaRN factor 4).
@@ -84,6 +86,7 @@ QWEN25 = {
     "rope_scaling": {"factor": 4.0, "original_max_position_embeddings": 32768, "type": "yarn"},
 }
 
+
 # gpt-oss-120b: huggingface/transformers src/transformers/models/gpt_oss/configuration_gpt_oss.py defaults
 # (36 layers, 128 experts: the 120b model), layer_types as its default rule (sliding on even layers).
 GPT_OSS = {
@@ -94,6 +97,7 @@ GPT_OSS = {
                      "original_max_position_embeddings": 4096},
     "layer_types": ["sliding_attention" if (i + 1) % 2 else "full_attention" for i in range(36)],
 }
+
 
 # Phi-3-mini-128k-instruct: hidden 3072, 32 heads, 32 layers (huggingface/transformers Phi3Config defaults),
 # max_position_embeddings 131072 and original_max_position_embeddings 4096 (the 128k variant; the same
@@ -108,6 +112,7 @@ PHI3_MINI_128K = {
     "rope_scaling": {"type": "longrope", "long_factor": [1.0] * 48, "short_factor": [1.0] * 48},
 }
 
+
 # Ministral-3-8B (2512): huggingface/transformers src/transformers/models/ministral3/configuration_ministral3.py
 # defaults, documented as the mistralai/Ministral-3-8B-{Base,Instruct,Reasoning}-2512 configuration; the same
 # rope_parameters appear verbatim in a public config.json derived from Ministral-3-8B.
@@ -120,6 +125,7 @@ MINISTRAL3 = {
                         "beta_fast": 32.0, "beta_slow": 1.0, "mscale_all_dim": 1.0, "mscale": 1.0,
                         "llama_4_scaling_beta": 0.1},
 }
+
 
 # Llama-4-Scout-17B-16E: text_config values from public fixtures (hidden 5120, 40 heads, 8 KV heads,
 # head_dim 128, 48 layers, max_position_embeddings 10485760, rope_theta 500000, attention_chunk_size 8192,
@@ -141,6 +147,7 @@ LLAMA4_SCOUT = {
     },
 }
 
+
 # gemma-2-27b: the config verbatim as quoted in a public test fixture (transformers 5 format).
 GEMMA2_27B = {
     "architectures": ["Gemma2ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
@@ -152,6 +159,7 @@ GEMMA2_27B = {
     "rms_norm_eps": 1e-06, "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0}, "sliding_window": 4096,
     "sliding_window_size": 4096, "torch_dtype": "float32", "use_cache": True, "vocab_size": 256000,
 }
+
 
 CONFIGS = {
     "DeepSeek-V2(-Lite)": DEEPSEEK_V2, "DeepSeek-V3": DEEPSEEK_V3, "Kimi-K2": KIMI_K2, "Qwen2.5 (YaRN 4)": QWEN25,
@@ -165,9 +173,6 @@ def _write(tmp_path, cfg, name="model"):
     d.mkdir()
     (d / "config.json").write_text(json.dumps(cfg))
     return d / "config.json"
-
-
-# --------------------------------------------------------------------------- engine reimplementations
 
 
 def get_mscale(scale, mscale=1.0):
@@ -380,9 +385,6 @@ def comparison_rows(tmp_path, engine="hf"):
             ref = np.array([engine_logit_factor(name, cfg, n, engine=engine, layer=layer) for n in NS])
             rows.append((name, layer, ours, ref, float(np.max(np.abs(ours / ref - 1)))))
     return rows
-
-
-# --------------------------------------------------------------------------- tests
 
 
 def test_every_config_matches_its_engine_hf(tmp_path):

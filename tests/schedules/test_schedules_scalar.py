@@ -6,23 +6,28 @@ or the logit, then take the dot product) and compares the logit multiplier with 
 
 from __future__ import annotations
 
-import json
 import math
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import special as sps
-from scipy import stats
 
-from phasejax import estimate, phase, schedules, theory
+from phasejax import estimate, phase, schedules
 from phasejax._checks import InputError
-from phasejax.laws import GaussianScores, UniformSphere
 
 L = 4096
+
+
 POS = np.array([0, 100, 4095, 4096, 5000, 8191, 8192, 20000, 100_000, 1_000_000])  # 0-based positions
+
+
 N = POS + 1  # keys each position sees
+
+
+def _mult(name, n, **kw):
+    with jax.enable_x64(True):
+        return np.asarray(schedules.logit_multiplier(name, np.asarray(n, np.float64), **kw), np.float64)
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +36,14 @@ def qk():
     return rng.normal(size=(len(POS), 64)), rng.normal(size=(len(POS), 64))
 
 
-def _mult(name, n, **kw):
-    with jax.enable_x64(True):
-        return np.asarray(schedules.logit_multiplier(name, np.asarray(n, np.float64), **kw), np.float64)
+def _rotate_half(x):
+    h = x.shape[-1] // 2
+    return np.concatenate([-x[..., h:], x[..., :h]], axis=-1)
+
+
+def _hf_get_mscale(scale, mscale=1.0):
+    # huggingface/transformers src/transformers/modeling_rope_utils.py (_compute_yarn_parameters.get_mscale)
+    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
 
 
 def test_constant(qk):
@@ -48,11 +58,6 @@ def test_qwen_logn_matches_model_code(qk):
     raw = np.sum(q * k, axis=1)
     scaled = np.sum((q * logn[:, None]) * k, axis=1)
     np.testing.assert_allclose(_mult("qwen_logn", N, beta0=1.3, train_length=L), scaled / raw, rtol=1e-12)
-
-
-def _rotate_half(x):
-    h = x.shape[-1] // 2
-    return np.concatenate([-x[..., h:], x[..., :h]], axis=-1)
 
 
 def test_yarn_matches_model_code(qk):
@@ -107,11 +112,6 @@ def test_critical_schedule():
     with jax.enable_x64(True):
         got = np.asarray(schedules.critical(np.asarray(N, np.float64), lam=0.38, alpha=3.0))
     np.testing.assert_allclose(got, 0.38 * N.astype(np.float64) ** (2 / 3), rtol=1e-12)
-
-
-def _hf_get_mscale(scale, mscale=1.0):
-    # huggingface/transformers src/transformers/modeling_rope_utils.py (_compute_yarn_parameters.get_mscale)
-    return 1.0 if scale <= 1 else 0.1 * mscale * math.log(scale) + 1.0
 
 
 def test_static_yarn_as_the_engines(qk):
@@ -220,153 +220,3 @@ def test_bad_input_names_parameter(call, word):
 def test_schedule_name_error_lists_accepted():
     with pytest.raises(InputError, match="'qwen_logn'.*got 'logn'"):
         schedules.schedule_beta("logn", 10, beta0=1.0, train_length=L)
-
-
-# --------------------------------------------------------------------------- predictor
-
-
-def test_predictor_reduces_to_power_law_exactly():
-    # F(u) = C u^h exactly (h = 1, any C): predictor = lambda*(alpha = 2, C) n
-    for c in (0.5, 0.7):
-        law = theory.TailFromCDF(lambda u, c=c: math.log(c) + math.log(u), lambda u, c=c: math.log(c), 1.0,
-                                u_max=1.0 / c)
-        ls = theory.kappa_star_over_h(1.0) * c  # lambda* = kappa* C^{1/h}
-        for n in (1e3, 1e6, 1e12):
-            assert float(theory.predict_beta_peak(n, law)) == pytest.approx(ls * n, rel=1e-9)
-    # uniform S^2: F = u/2 exactly, lambda*(3) = 0.3814472 (docs/theory.md §c)
-    pred = theory.predict_beta_peak(np.array([1e3, 1e9]), UniformSphere(3))
-    np.testing.assert_allclose(pred / np.array([1e3, 1e9]), 0.3814472, rtol=1e-6)
-
-
-def test_predictor_gaussian_hazard_and_rem_limit():
-    g = GaussianScores(sigma=0.5)
-    for n in (1e2, 1e4, 1e8):
-        t = stats.norm.isf(1 / n)
-        hz = stats.norm.pdf(t) / stats.norm.sf(t) / 0.5  # independent: SciPy's normal law
-        assert float(theory.predict_beta_peak(n, g)) == pytest.approx(hz, rel=1e-8)
-    ratios = [float(theory.predict_beta_peak(n, g)) * 0.5 / math.sqrt(2 * math.log(n)) for n in (1e6, 1e30, 1e300)]
-    assert ratios[0] < ratios[1] < ratios[2] < 1.0
-    assert abs(ratios[2] - 1) < 0.005  # sqrt(2 log n)/sigma asymptotically (slowly: log corrections)
-
-
-def test_tail_point_beta_law_precision():
-    tp = theory.tail_at_quantile(UniformSphere(5), 1e200)  # F = I_{u/2}(2, 2) = 1e-200
-    x = tp.u_star / 2
-    assert x * x * (3 - 2 * x) == pytest.approx(1e-200, rel=1e-10)
-    assert tp.h_local == pytest.approx(2.0, rel=1e-6)
-
-
-def test_kappa_star_over_h_limits():
-    assert theory.kappa_star_over_h(math.inf) == 1.0
-    assert theory.kappa_star_over_h(1.0) == pytest.approx(0.3814472 / 0.5, rel=1e-6)
-
-
-def test_score_tail_fit_sphere_cosines():
-    rng = np.random.default_rng(1)
-    cos = 1 - 2 * rng.uniform(size=40000)  # d = 3: u = 1 - t uniform on (0, 2), h = 1
-    fit = estimate.fit_score_tail(cos, k=400)
-    assert abs(fit.h - 1) < 4 * fit.h_se + 0.05
-    # one row, endpoint unknown: the distance to the endpoint is extrapolated (noisy: factor ~1.5)
-    beta, _ = estimate.predict_beta_peak_from_scores(cos)
-    assert 0.5 < beta / (0.3814472 * cos.size) < 2.0
-    # endpoint known (cosines <= 1): Hill on the gaps, relative error ~ 1/sqrt(k) in h
-    beta, fit = estimate.predict_beta_peak_from_scores(cos, endpoint=1.0, k=2000)
-    assert abs(fit.h - 1) < 4 * fit.h_se
-    assert beta / (0.3814472 * cos.size) == pytest.approx(1.0, rel=0.15)
-
-
-def test_predictor_vs_measured_peak_small():
-    # uniform S^2, n = 300, 1024 contexts: the measured chi peak (finite n; O(1/n) from lambda* n)
-    # agrees with the predictor within 3 se + 3 %.
-    n = 300
-    law = UniformSphere(3)
-    pk = phase.measured_peak(law, n, key=jax.random.key(3), seeds=1024)
-    pred = float(theory.predict_beta_peak(n, law))
-    assert pk.converged and not pk.on_edge
-    assert abs(float(pk.beta) - pred) < 3 * float(pk.beta_se) + 0.03 * pred
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("d, n, tol", [(16, 10000, 0.06), (64, 10000, 0.06)])
-def test_predictor_vs_measured_peak_high_d(d, n, tol):
-    law = UniformSphere(d)
-    pk = phase.measured_peak(law, n, key=jax.random.key(4), seeds=256)
-    pred = float(theory.predict_beta_peak(n, law))
-    assert abs(float(pk.beta) - pred) < 3 * float(pk.beta_se) + tol * pred
-
-
-# --------------------------------------------------------------------------- diagram and table
-
-
-def test_window_and_table_d3():
-    c = phase.law_constants(d=3)
-    w = theory.critical_window(c.alpha, c.C)
-    assert w.lambda_star == pytest.approx(0.3814472, rel=1e-6)
-    assert 0.15 < w.lo < 0.3 and 3.5 < w.hi < 6.5 and w.E_lo < w.E_star < w.E_hi
-    tab = phase.schedule_table(c, [1e3, 1e5], beta0=w.lambda_star * L, train_length=L)
-    i = tab["schedule"].index("critical")
-    np.testing.assert_allclose(tab["lambda_ratio"][i], 1.0, rtol=1e-12)
-    np.testing.assert_allclose(tab["E_max_weight"][i], w.E_star, rtol=1e-6)
-    j = tab["schedule"].index("constant")
-    np.testing.assert_allclose(tab["lambda_ratio"][j], [L / 1e3, L / 1e5], rtol=1e-12)
-    # d = 3, lambda = 1 (rho = 1/2): docs/theory.md §c anchors
-    s = theory.poisson_summary(2.0, 0.5, 1.0)
-    assert float(s["E_max_weight"]) == pytest.approx(0.729488, abs=2e-6)
-    assert float(1 / s["inv_sum_w2"]) == pytest.approx(0.635256, abs=2e-6)
-    assert float(np.log(s["effective_keys"])) == pytest.approx(0.668783, abs=2e-6)
-    nl, direction = phase.leaves_window_at(c, "constant", n_min=1e3, n_max=1e7, beta0=w.lambda_star * L,
-                                           train_length=L)
-    assert direction == "below" and nl == pytest.approx(L / w.lo, rel=1e-5)  # lambda* L / n = lo lambda*
-    pd = phase.phase_diagram(c, [1e3, 1e4, 1e5], [10.0, 1e3, 1e5])
-    assert pd.E_max_weight.shape == (3, 3)
-    assert np.all(np.diff(pd.E_max_weight, axis=0) > 0) and np.all(np.diff(pd.E_max_weight, axis=1) < 0)
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def test_cli_json_contract(tmp_path, capsys):
-    from phasejax.cli import main
-
-    rc = main(["schedules", "--json", "--quiet", "--out", str(tmp_path), "--n-max", "1e5", "--beta0", "sqrt-d"])
-    assert rc == 0
-    r = json.loads(capsys.readouterr().out)
-    for key in ("schedule", "n", "beta", "lambda_ratio", "E_max_weight", "effective_keys", "leaves_window_at",
-                "lambda_star", "window", "beta0"):
-        assert key in r
-    assert r["n"] == [1000.0, 10000.0, 100000.0]
-    assert np.asarray(r["beta"]).shape == (6, 3)
-    assert r["beta0"] == pytest.approx(math.sqrt(3))
-    assert (tmp_path / "phase_diagram.png").exists() and (tmp_path / "schedules.json").exists()
-
-
-@pytest.mark.parametrize(
-    "argv",
-    [
-        ["schedules", "--n-min", "1e5", "--n-max", "1e3"],
-        ["schedules", "--schedules", "constant,logn"],
-        ["schedules", "--alpha", "2", "--scores", "x.npy"],
-        ["schedules", "--C", "0.3"],
-    ],
-)
-def test_cli_bad_input_exit_2(argv, tmp_path, capsys):
-    from phasejax.cli import main
-
-    assert main([*argv, "--out", str(tmp_path), "--quiet"]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "error" in err
-
-
-def test_cli_bad_beta0_exit_2(capsys):
-    from phasejax.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(["schedules", "--beta0", "-1"])
-    assert e.value.code == 2
-    assert "beta0" in capsys.readouterr().err
-
-
-def test_ndtri_precision_used_by_gaussian_tail():
-    # the Gaussian tail point keeps precision far out (n = 1e300)
-    tp = GaussianScores(1.0).tail_point(1e300)
-    assert sps.ndtr(-tp.u_star) == pytest.approx(1e-300, rel=1e-8)

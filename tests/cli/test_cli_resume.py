@@ -1,0 +1,128 @@
+"""Sharding over devices and processes, and resumable cells (phasejax.distributed, phasejax.checkpoint).
+
+Device counts are fixed when JAX starts, so the multi-device and multi-process runs happen in
+subprocesses (tests/_distributed_worker.py): one process with 2 forced host devices
+(XLA_FLAGS=--xla_force_host_platform_device_count=2), and two processes joined by
+jax.distributed on 127.0.0.1 (gloo CPU collectives). The kill / signal tests stop a
+subprocess run mid-way and resume it here.
+
+Tolerance: seed i depends only on key i, so the contract is equality up to float
+reassociation (rtol 1e-5 in float32); on CPU the results are bit-identical, which is asserted
+too (``EXACT``) so that a change in that shows up.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).resolve().parent
+
+
+ROOT = HERE.parents[1]  # the repository
+
+
+RTOL = 1e-5
+
+
+EXACT = True  # CPU: sharded == one device bit for bit
+
+
+def _env(**extra):
+    env = dict(os.environ)
+    env.pop("XLA_FLAGS", None)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    env["JAX_PLATFORMS"] = "cpu"
+    env.update(extra)
+    return env
+
+
+def _finish(proc, timeout=300):
+    out, err = proc.communicate(timeout=timeout)
+    return proc.returncode, out, err
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_scaling_cli_resumes_and_refuses_a_different_config(tmp_path, capsys):
+    import json
+
+    from phasejax import cli
+
+    argv = ["scaling", "--n-min", "100", "--n-max", "300", "--n-points", "2", "--seeds", "8", "--grid-points", "5",
+            "--cell-seeds", "4", "--devices", "1", "--json", "--quiet", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    first = json.loads(capsys.readouterr().out)
+    cells = sorted(os.listdir(tmp_path / "cells"))
+    m0, m1 = first["m"]  # cells are named n<index>-m<m>-seeds-<start>-<stop> (m: nearest gaps kept per seed)
+    assert cells == ["manifest.json", f"n000-m{m0}-seeds-00000000-00000004.npz",
+                     f"n000-m{m0}-seeds-00000004-00000008.npz", f"n001-m{m1}-seeds-00000000-00000004.npz",
+                     f"n001-m{m1}-seeds-00000004-00000008.npz"]
+    os.remove(tmp_path / "cells" / cells[-1])  # as if stopped before the last cell
+    assert cli.main(argv) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["beta_peak"] == first["beta_peak"] and again["parallel"]["devices"] == 1
+    assert cli.main([*argv[:8], "16", *argv[9:]]) == 2  # --seeds 16 into the same --out
+    err = capsys.readouterr().err.strip()
+    assert "holds cells of a different run" in err and "seeds" in err and len(err.splitlines()) == 1
+
+
+def test_sweep_cli_resumes_identically_and_refuses_a_different_config(tmp_path, capsys):
+    from phasejax import cli
+    from phasejax.runtime import load_dataset
+
+    argv = ["sweep", "--n", "1000", "--seeds", "4", "--beta-points", "5", "--cell-seeds", "2", "--devices", "1",
+            "--quiet", "--out", str(tmp_path)]
+    assert cli.main(argv) == 0
+    first = load_dataset(str(tmp_path / "sweep.nc"))
+    assert sorted(os.listdir(tmp_path / "cells")) == ["manifest.json", "seeds-00000000-00000002.npz",
+                                                      "seeds-00000002-00000004.npz"]
+    assert first.attrs["run"]["parallel"]["devices"] == 1 and first.attrs["provenance"]["git_commit"] is not None
+    os.remove(tmp_path / "cells" / "seeds-00000002-00000004.npz")  # as if killed during the last cell
+    assert cli.main(argv) == 0
+    again = load_dataset(str(tmp_path / "sweep.nc"))
+    for name in ("max_weight", "entropy", "effective_keys"):
+        np.testing.assert_array_equal(again[name].values, first[name].values)
+    capsys.readouterr()
+    assert cli.main([*argv, "--top-k", "3"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "holds cells of a different run" in err and "top_k" in err and len(err.splitlines()) == 1
+    assert cli.main([*argv, "--top-k", "3", "--no-resume"]) == 0
+
+
+@pytest.mark.slow
+def test_sweep_cli_two_processes_equal_one_process(tmp_path):
+    """`phasejax sweep --coordinator --num-processes --process-id`: process 0 writes sweep.nc, equal to one process."""
+    from phasejax import cli
+    from phasejax.runtime import load_dataset
+
+    common = ["sweep", "--n", "1000", "--seeds", "5", "--beta-points", "5", "--cell-seeds", "3", "--quiet"]
+    coordinator = f"127.0.0.1:{_free_port()}"
+    procs = [subprocess.Popen([sys.executable, "-m", "phasejax.cli", *common, "--out", str(tmp_path / f"p{i}"),
+                               "--coordinator", coordinator, "--num-processes", "2", "--process-id", str(i)],
+                              env=_env(), cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for i in range(2)]
+    for p in procs:
+        rc, out, err = _finish(p)
+        assert rc == 0, err[-3000:]
+    assert cli.main([*common, "--out", str(tmp_path / "one")]) == 0
+    one = load_dataset(str(tmp_path / "one" / "sweep.nc"))
+    two = load_dataset(str(tmp_path / "p0" / "sweep.nc"))
+    assert two.attrs["run"]["parallel"]["processes"] == 2 and two.attrs["run"]["parallel"]["devices"] == 2
+    assert not (tmp_path / "p1" / "sweep.nc").exists()  # only process 0 writes results
+    assert sorted(os.listdir(tmp_path / "p1" / "cells")) == sorted(os.listdir(tmp_path / "p0" / "cells"))
+    for name in ("max_weight", "entropy", "effective_keys", "top_k_mass"):
+        np.testing.assert_allclose(two[name].values, one[name].values, rtol=RTOL, atol=0)
+        if EXACT:
+            np.testing.assert_array_equal(two[name].values, one[name].values)

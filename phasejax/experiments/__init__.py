@@ -2,7 +2,7 @@
 
 Every ``main`` takes ``--out`` and ``--quick`` (small sizes for CI), prints a table, writes its
 figures, and returns ``{"claims": [...], "figures": [...], ...}`` where each claim is a row of
-theory against measured value with its standard error (see ``_claims.claim``). The scripts in
+theory against measured value with its standard error (see ``claims.claim``). The scripts in
 the repository's ``experiments/`` folder are thin entry points to these modules, and
 ``phasejax reproduce`` runs them all into one report.
 """

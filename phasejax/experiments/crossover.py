@@ -23,7 +23,7 @@ import numpy as np
 
 from phasejax.plots import save_figure
 
-from ._claims import claim, format_claims, out_dir
+from .claims import claim, format_claims, out_dir
 
 D_TABLE = (16, 32, 64, 128)
 N_TABLE = (1e3, 1e4, 1e5, 1e6)

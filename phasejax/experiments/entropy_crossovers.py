@@ -9,7 +9,7 @@ import os
 import jax
 import numpy as np
 
-from ._claims import claim, format_claims, out_dir
+from .claims import claim, format_claims, out_dir
 
 
 def main(argv=None) -> dict:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from ._claims import claim, format_claims, out_dir, run_command
+from .claims import claim, format_claims, out_dir, run_command
 
 
 def main(argv=None) -> dict:

@@ -136,7 +136,7 @@ def main(argv=None):
                  f"(z = {(m - exact) / se:+.2f})")
     text += f"\n{summary['seconds']:.1f} s\n" + "\n".join(f"{k}: {v}" for k, v in files.items())
     print(text)
-    from ._claims import claim
+    from .claims import claim
 
     claims = []
     for d, res in by_d.items():

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._claims import claim, format_claims, out_dir, run_command
+from .claims import claim, format_claims, out_dir, run_command
 
 
 def main(argv=None) -> dict:

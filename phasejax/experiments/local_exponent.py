@@ -163,7 +163,7 @@ def main(argv=None) -> dict:
     if not args.quiet:
         print(table)
         print(f"elapsed {elapsed:.1f} s; {fig_path}")
-    from ._claims import claim
+    from .claims import claim
 
     out["claims"] = []
     for name, r in res.items():

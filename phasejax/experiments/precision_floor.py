@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import brentq
 
-from ._claims import claim, format_claims, out_dir
+from .claims import claim, format_claims, out_dir
 
 FORMATS = {"float32": (jnp.float32, 24), "float16": (jnp.float16, 11), "bfloat16": (jnp.bfloat16, 8)}
 

@@ -190,7 +190,7 @@ def main(argv=None):
     io.save_json(files["json"], {"rows": rows, "files": files, "elapsed_s": time.perf_counter() - t0,
                                  "provenance": io.provenance(vars(args))})
     print(table)
-    from ._claims import claim
+    from .claims import claim
 
     claims = [claim(f"{r['case']} n={r['n']:g}: tail-hazard predictor vs measured beta_peak", r["predictor"],
                     r["measured"], r["measured_se"], k=3, tol=0.05 * r["predictor"],

@@ -164,12 +164,56 @@ def test_beta_gap_log_cdf_derivatives_finite_at_the_clipped_endpoints(x64):
     assert float(jnp.exp(law.log_cdf(jnp.asarray(0.0), *law.params))) == 0.0
 
 
-@pytest.mark.slow
-def test_exact_beta_peak_high_d_matches_independent_implementation(x64):
-    """theory.exact_beta_peak (sphere, 2-D integral) against scores.finite_n_beta_peak (any score law)."""
-    from phasejax.laws import UniformSphere
-    from phasejax.theory import finite_n_beta_peak
+def _ew1_nested_quad(n, beta, d):
+    """E max weight of n keys uniform on S^{d-1} by nested SciPy quadrature, written for the test:
+    E W1 = n int dF(u1) int_0^inf e^{-s} [1 - D(s, u1)]^{n-1} ds (u1 the top gap, 1/(1+T) = int e^{-s(1+T)} ds),
+    with 1 - D = int_{u1}^2 f(u) exp(-s e^{-beta (u - u1)}) du written through its complement (no cancellation)."""
+    from scipy import integrate, special
 
-    ours = T.exact_beta_peak(1e4, 16)
-    other = finite_n_beta_peak(1e4, UniformSphere(16))
-    assert ours.beta_peak == pytest.approx(float(other.beta_peak), rel=1e-4)
+    h = (d - 1) / 2
+
+    def f(u):
+        return math.exp((h - 1) * (math.log(u / 2) + math.log1p(-u / 2)) - special.betaln(h, h)) / 2
+
+    def log_bracket(s, u1):  # (n - 1) log[(1 - F(u1)) - D], D = int_{u1}^2 f(u) (1 - exp(-s e^{-beta(u-u1)})) du
+        tail = 1.0 - special.betainc(h, h, u1 / 2)
+        top = min(2.0, u1 + (math.log(s) + 50.0) / beta)
+        dd = integrate.quad(lambda u: f(u) * -math.expm1(-s * math.exp(-beta * (u - u1))), u1, top, epsabs=0,
+                            epsrel=1e-12, limit=200)[0] if top > u1 else 0.0
+        return (n - 1) * (math.log(tail) + math.log1p(-dd / tail))
+
+    def over_s(u1):
+        return integrate.quad(lambda x: math.exp(x - math.exp(x) + log_bracket(math.exp(x), u1)), -40.0,
+                              math.log(60.0), epsabs=0, epsrel=1e-10, limit=200)[0]
+
+    def over_p(lp):  # n dF(u1) = n p dlog p
+        p = math.exp(lp)
+        return n * p * over_s(2 * special.betaincinv(h, h, p))
+
+    return integrate.quad(over_p, math.log(1e-12 / n), math.log(min(0.999, 60 / n)), epsabs=0, epsrel=1e-9,
+                          limit=200)[0]
+
+
+@pytest.mark.slow
+def test_nested_quadrature_reference_small_case():
+    """The reference itself, at a small case, against the engine (they share no code; ~30 s of SciPy)."""
+    assert _ew1_nested_quad(100, 30.0, 3) == pytest.approx(float(T.exact_expected_max_weight(100, 30.0, 3)),
+                                                            abs=1e-7)
+
+
+@pytest.mark.slow
+def test_exact_beta_peak_high_d_against_nested_quadrature():
+    """d = 16, n = 1e4: E[max weight] and chi = dE/dlog beta of the engine against the nested-quadrature
+    reference at the engine's beta_peak and 5% either side, and the reference chi is largest at the peak."""
+    n, d = 1e4, 16
+    pk = T.exact_beta_peak(n, d)
+    h = 1e-3  # central difference in log beta: truncation ~h^2 E''' ~ 1e-7, rounding ~1e-9/h
+    chi_ref = {}
+    for k in (-0.05, 0.0, 0.05):
+        beta = pk.beta_peak * math.exp(k)
+        e_plus = _ew1_nested_quad(int(n), beta * math.exp(h), d)
+        e_minus = _ew1_nested_quad(int(n), beta * math.exp(-h), d)
+        chi_ref[k] = (e_plus - e_minus) / (2 * h)
+        assert float(T.exact_expected_max_weight(n, beta, d)) == pytest.approx(0.5 * (e_plus + e_minus), abs=1e-6)
+    assert chi_ref[0.0] == pytest.approx(pk.chi_max, abs=1e-5)
+    assert chi_ref[0.0] > chi_ref[-0.05] and chi_ref[0.0] > chi_ref[0.05]

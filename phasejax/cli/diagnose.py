@@ -55,7 +55,8 @@ def add_arguments(p):
     g.add_argument("--beta", type=C.positive_real, default=None,
                    help="an inverse temperature on <q,k> (unit vectors): report its regime at each n")
     g.add_argument("--window", type=C.positive_real, nargs=2, default=(0.1, 0.9), metavar=("LOW", "HIGH"),
-                   help="critical window as Poisson-limit E[max weight] in [LOW, HIGH] (default 0.1 0.9)")
+                   help="the band of Poisson-limit E[max weight] called critical, [LOW, HIGH] "
+                   "(default 0.1 0.9; 'window' in the JSON)")
     g = p.add_argument_group("tail fit")
     g.add_argument("--k", type=_k_option, default="gof",
                    help="gaps per query: 'gof' (largest k passing the KS, trend and stability tests; default), "
@@ -136,7 +137,7 @@ def run(args):
     out = C.setup(args, NAME)
 
     from ..estimate.tail import estimate_tail
-    from ..theory.regimes import regime, window_context_lengths
+    from ..theory.regimes import band_context_lengths, regime
 
     fit, queries, keys_used = estimate_tail(keys, query, num_queries=args.queries, seed=args.seed, k=args.k,
                                             level=args.level)
@@ -192,15 +193,15 @@ def run(args):
         result["lambda_measured"] = (mb / np.asarray(sizes, np.float64) ** (2 / fit.alpha)).tolist()
     reg = None
     if args.beta is not None:
-        reg = regime(args.beta, n_arr, fit.alpha, fit.C, window=(lo_w, hi_w))
-        n_in, n_out = window_context_lengths(args.beta, fit.alpha, fit.C, window=(lo_w, hi_w))
+        reg = regime(args.beta, n_arr, fit.alpha, fit.C, band=(lo_w, hi_w))
+        n_in, n_out = band_context_lengths(args.beta, fit.alpha, fit.C, band=(lo_w, hi_w))
         result.update(beta=args.beta, regime=list(reg.name), lambda_ratio=reg.lambda_ratio,
-                      E_max_weight=reg.E_max_weight, lambda_window=list(reg.lambda_window),
+                      E_max_weight=reg.E_max_weight, lambda_window=list(reg.lambda_band),
                       n_enter=n_in, n_exit=n_out)
     else:
-        from ..theory.regimes import max_weight_window
+        from ..theory.regimes import max_weight_band
 
-        lw = max_weight_window(fit.alpha, fit.C, (lo_w, hi_w))
+        lw = max_weight_band(fit.alpha, fit.C, (lo_w, hi_w))
         result.update(beta=None, regime=None, lambda_ratio=None, E_max_weight=None, lambda_window=list(lw),
                       n_enter=None, n_exit=None)
     import jax

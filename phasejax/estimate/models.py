@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from .._checks import InputError, check_array, check_real
-from ..theory.regimes import DEFAULT_WINDOW, regime
+from ..theory.regimes import DEFAULT_BAND, regime
 from .tail import fit_tail, smallest_gaps
 
 __all__ = ["extract_qk", "HeadDiagnosis", "diagnose_flax"]
@@ -90,7 +90,7 @@ def diagnose_flax(
     scale: float | None = None,
     quantiles: Sequence[float] = (0.05, 0.25, 0.5, 0.75, 0.95),
     max_queries: int = 256,
-    window: Sequence[float] = DEFAULT_WINDOW,
+    band: Sequence[float] = DEFAULT_BAND,
     seed: int = 0,
     **fit_kwargs,
 ) -> HeadDiagnosis:
@@ -151,7 +151,7 @@ def diagnose_flax(
         fits.append(fit_tail(np.concatenate(rows, axis=0), n=lk, **fit_kwargs))
     alpha = np.array([f.alpha for f in fits])
     cc = np.array([f.C for f in fits])
-    regs = [regime(bt, lk, f.alpha, f.C, window=window) for bt, f in zip(btyp, fits, strict=True)]
+    regs = [regime(bt, lk, f.alpha, f.C, band=band) for bt, f in zip(btyp, fits, strict=True)]
     return HeadDiagnosis(
         context_length=int(lk), scale=float(s), beta_quantile_levels=levels, beta_eff_quantiles=np.stack(bq),
         beta_typical=np.asarray(btyp), fits=tuple(fits), alpha=alpha, alpha_se=np.array([f.alpha_se for f in fits]),

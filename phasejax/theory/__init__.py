@@ -23,14 +23,14 @@ from .regimes import CriticalWindow as CriticalWindow
 from .regimes import Regime as Regime
 from .regimes import TailFromCDF as TailFromCDF
 from .regimes import TailPoint as TailPoint
+from .regimes import band_context_lengths as band_context_lengths
 from .regimes import critical_window as critical_window
 from .regimes import kappa_star_over_h as kappa_star_over_h
-from .regimes import max_weight_window as max_weight_window
+from .regimes import max_weight_band as max_weight_band
 from .regimes import poisson_summary as poisson_summary
 from .regimes import predict_beta_peak as predict_beta_peak
 from .regimes import regime as regime
 from .regimes import tail_at_quantile as tail_at_quantile
-from .regimes import window_context_lengths as window_context_lengths
 from .rem import PDSample as PDSample
 from .rem import pd_chi as pd_chi
 from .rem import pd_expected_max_weight as pd_expected_max_weight

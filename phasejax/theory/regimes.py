@@ -3,7 +3,7 @@
 
 * :func:`critical_window`: the lambdas where chi = d E[max weight]/d log lambda >= level * chi_max (the
   package's one critical window; default the full width at half maximum).
-* :func:`max_weight_window`, :func:`regime`, :func:`window_context_lengths`: a band of the Poisson-limit
+* :func:`max_weight_band`, :func:`regime`, :func:`band_context_lengths`: a band of the Poisson-limit
   E[max weight] (default 0.1 .. 0.9) that names a (beta, n) "sub", "critical" or "super" (a documented
   convenience on top of lambda/lambda* and E[max weight]).
 * :func:`poisson_summary`: E[max weight], exp(E H) and 1/E sum w^2 at given lambdas.
@@ -34,10 +34,10 @@ __all__ = [
     "tail_at_quantile",
     "kappa_star_over_h",
     "predict_beta_peak",
-    "max_weight_window",
+    "max_weight_band",
     "Regime",
     "regime",
-    "window_context_lengths",
+    "band_context_lengths",
 ]
 
 
@@ -249,7 +249,7 @@ def predict_beta_peak(n, law, *, h=None) -> np.ndarray | float:
     return res.reshape(np.shape(n)) if np.ndim(n) else res[0]
 
 
-DEFAULT_WINDOW = (0.1, 0.9)
+DEFAULT_BAND = (0.1, 0.9)
 
 
 @functools.lru_cache(maxsize=256)
@@ -269,23 +269,23 @@ def _lambda_at_ew(h: float, C: float, target: float) -> float:  # noqa: N803
     return float((C / math.exp(lr)) ** (1 / h))
 
 
-def max_weight_window(alpha: float, C: float, window: Sequence[float] = DEFAULT_WINDOW) -> tuple[float, float]:  # noqa: N803
-    """(lambda_lo, lambda_hi) with Poisson-limit E[max weight] = window[0], window[1] (docs/theory.md §c, §d).
+def max_weight_band(alpha: float, C: float, band: Sequence[float] = DEFAULT_BAND) -> tuple[float, float]:  # noqa: N803
+    """(lambda_lo, lambda_hi) with Poisson-limit E[max weight] = band[0], band[1] (docs/theory.md §c, §d).
 
     rho = C lambda^{-h}; E_W(rho) from :func:`phasejax.theory.poisson_expected_max_weight`, solved by Brent
     in log rho. :func:`regime` calls lambda_lo <= beta / n^{2/alpha} <= lambda_hi "critical". This is a band
-    of E[max weight] (default 0.1 to 0.9), for classifying a (beta, n); the package's *critical window*,
+    of E[max weight] (default 0.1 to 0.9), for classifying a (beta, n); the package's *critical band*,
     defined by the susceptibility (chi >= chi_max/2), is :func:`critical_window`.
 
-    >>> lo, hi = max_weight_window(2.0, 0.5)
+    >>> lo, hi = max_weight_band(2.0, 0.5)
     >>> lo < 0.3814 < hi
     True
     """
     alpha = check_real("alpha", alpha, positive=True)
     C = check_real("C", C, positive=True)  # noqa: N806
-    w0, w1 = (check_real("window", w, minimum=0.0, maximum=1.0) for w in window)
+    w0, w1 = (check_real("band", w, minimum=0.0, maximum=1.0) for w in band)
     if not 0 < w0 < w1 < 1:
-        raise InputError(f"window must satisfy 0 < low < high < 1 (E[max weight]), got {tuple(window)}")
+        raise InputError(f"band must satisfy 0 < low < high < 1 (E[max weight]), got {tuple(band)}")
     h = alpha / 2
     return _lambda_at_ew(h, C, w0), _lambda_at_ew(h, C, w1)
 
@@ -300,15 +300,15 @@ class Regime(NamedTuple):
     E_max_weight: np.ndarray
     name: tuple
     lambda_star: float
-    window: tuple[float, float]
-    lambda_window: tuple[float, float]
+    band: tuple[float, float]
+    lambda_band: tuple[float, float]
 
 
-def regime(beta, n, alpha: float, C: float, *, window: Sequence[float] = DEFAULT_WINDOW) -> Regime:  # noqa: N803
+def regime(beta, n, alpha: float, C: float, *, band: Sequence[float] = DEFAULT_BAND) -> Regime:  # noqa: N803
     """The regime of inverse temperature ``beta`` at context length(s) ``n`` (docs/theory.md §c, §d; DESIGN).
 
     lambda = beta / n^{2/alpha}, rho = C lambda^{-alpha/2}, E_W = Poisson-limit E[max weight];
-    name = "sub" if E_W < window[0], "super" if E_W > window[1], else "critical".
+    name = "sub" if E_W < band[0], "super" if E_W > band[1], else "critical".
 
     >>> r = regime(10.0, [2, 50, 1e4], 2.0, 0.5)   # S^2: critical for 3 <~ n <~ 190
     >>> r.name
@@ -323,24 +323,24 @@ def regime(beta, n, alpha: float, C: float, *, window: Sequence[float] = DEFAULT
         raise InputError("n must be >= 1")
     h = alpha / 2
     lam = b / nn ** (1 / h)
-    lo, hi = max_weight_window(alpha, C, window)
+    lo, hi = max_weight_band(alpha, C, band)
     ew = np.array([_ppp(h, np.float64(math.log(C) - h * math.log(x)), 0, HOST) for x in lam.ravel()])
     ew = ew.reshape(lam.shape)
     names = tuple("sub" if x < lo else ("super" if x > hi else "critical") for x in lam.ravel())
     ls = float(lambda_star(alpha=alpha, C=C).lambda_star)
     return Regime(n=nn, beta=b, lam=lam, lambda_ratio=lam / ls, E_max_weight=ew, name=names, lambda_star=ls,
-                  window=(float(window[0]), float(window[1])), lambda_window=(lo, hi))
+                  band=(float(band[0]), float(band[1])), lambda_band=(lo, hi))
 
 
-def window_context_lengths(beta: float, alpha: float, C: float, *, window=DEFAULT_WINDOW) -> tuple[float, float]:  # noqa: N803
+def band_context_lengths(beta: float, alpha: float, C: float, *, band=DEFAULT_BAND) -> tuple[float, float]:  # noqa: N803
     """(n_enter, n_exit): a fixed beta is critical for n_enter <= n <= n_exit (super below, sub above).
 
-    n = (beta / lambda)^{alpha/2} at the window edges lambda_hi (enter) and lambda_lo (exit).
+    n = (beta / lambda)^{alpha/2} at the band edges lambda_hi (enter) and lambda_lo (exit).
 
-    >>> n_in, n_out = window_context_lengths(10.0, 2.0, 0.5)
+    >>> n_in, n_out = band_context_lengths(10.0, 2.0, 0.5)
     >>> n_in < 50 < n_out
     True
     """
     beta = check_real("beta", beta, positive=True)
-    lo, hi = max_weight_window(alpha, C, window)
+    lo, hi = max_weight_band(alpha, C, band)
     return (beta / hi) ** (alpha / 2), (beta / lo) ** (alpha / 2)

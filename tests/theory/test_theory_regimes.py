@@ -25,11 +25,11 @@ from phasejax.laws import (
     GaussianScores,
     UniformSphere,
 )
-from phasejax.theory import max_weight_window, regime, window_context_lengths
+from phasejax.theory import band_context_lengths, max_weight_band, regime
 
 
 def test_regime_window_and_context_lengths():
-    lo, hi = max_weight_window(2.0, 0.5)
+    lo, hi = max_weight_band(2.0, 0.5)
     from phasejax.theory import lambda_star, poisson_expected_max_weight
 
     with jax.enable_x64(True):
@@ -37,14 +37,14 @@ def test_regime_window_and_context_lengths():
         assert float(poisson_expected_max_weight(1.0, jnp.float64(0.5 / hi))) == pytest.approx(0.9, abs=1e-6)
     assert lo < lambda_star(3).lambda_star < hi
     beta = 40.0
-    n_in, n_out = window_context_lengths(beta, 2.0, 0.5)
+    n_in, n_out = band_context_lengths(beta, 2.0, 0.5)
     r = regime(beta, [n_in * 0.9, n_in * 1.1, n_out * 0.9, n_out * 1.1], 2.0, 0.5)
     assert r.name == ("super", "critical", "critical", "sub")
     np.testing.assert_allclose(r.lambda_ratio * r.lambda_star, beta / r.n)
     with pytest.raises(InputError):
         regime(-1.0, 10, 2.0, 0.5)
     with pytest.raises(InputError):
-        max_weight_window(2.0, 0.5, (0.9, 0.1))
+        max_weight_band(2.0, 0.5, (0.9, 0.1))
 
 
 def test_predictor_reduces_to_power_law_exactly():

@@ -72,7 +72,7 @@ def validate(args):
     return d, tasks, [int(v) for v in ns]
 
 
-def _groups(ns, tasks=("task",)):
+def step_groups(ns, tasks=("task",)):
     """[(n values, tasks)] trained together: every small n with every task in one program; each large n and
     task alone (under vmap, lax.switch runs every task's sampler, which doubles the cost at large n)."""
     small = [n for n in ns if n <= LOCKSTEP_MAX_N]
@@ -90,7 +90,7 @@ def scan(d, tasks, ns, *, key, steps=160, runs=8, lr=0.1, batch=16, contexts=2, 
 
     task_objs = [L.task_from_name(t, d) for t in tasks]
     results = []
-    for i, (group, tgroup) in enumerate(_groups(ns, task_objs)):
+    for i, (group, tgroup) in enumerate(step_groups(ns, task_objs)):
         results.extend(L.train(
             tgroup, group, key=jax.random.fold_in(key, i), steps=steps, runs=runs, contexts=contexts,
             queries=batch // contexts, lr=lr, beta0=beta0, max_extensions=2, progress=progress,
@@ -167,7 +167,7 @@ def run(args):
     import jax
 
     quiet = args.quiet or args.json
-    progress = C.Progress(args.steps * len(_groups(ns, tasks)), "learn steps", quiet=quiet)
+    progress = C.Progress(args.steps * len(step_groups(ns, tasks)), "learn steps", quiet=quiet)
     res = scan(d, tasks, ns, key=jax.random.key(args.seed), steps=args.steps, runs=args.runs, lr=args.lr,
                batch=args.batch, contexts=args.contexts, beta0=args.beta0, progress=progress)
     primary = res[tasks[0]]
@@ -176,10 +176,10 @@ def run(args):
         "lr": args.lr, "batch": args.batch, "contexts": args.contexts, "sigma": 0.5,
         "dtype": "float64" if jax.config.jax_enable_x64 else "float32",
     }
-    result.update(_public(primary))
-    result["by_task"] = {t: _public(r) for t, r in res.items()}
+    result.update(public_result(primary))
+    result["by_task"] = {t: public_result(r) for t, r in res.items()}
     result["files"] = _write(out_dir, args, res, result)
-    return result, _table(result, res)
+    return result, learn_table(result, res)
 
 
 _PUBLIC = ("n", "beta_learned", "beta_learned_se", "beta_opt_theory", "beta_opt_large_n", "beta_opt_asymptotic",
@@ -189,7 +189,7 @@ _PUBLIC = ("n", "beta_learned", "beta_learned_se", "beta_opt_theory", "beta_opt_
            "growth_exponent", "growth_exponent_se")
 
 
-def _public(r):
+def public_result(r):
     return {k: r[k] for k in _PUBLIC if k in r}
 
 
@@ -227,7 +227,7 @@ def _write(out_dir, args, res, result):
 
 
 
-def _table(result, res):
+def learn_table(result, res):
     lines = []
     for task, r in res.items():
         d = r["d"]

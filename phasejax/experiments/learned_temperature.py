@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from phasejax.plots import save_figure
+from phasejax.plots import learn_figure, save_figure
 
 
 def _parser():
@@ -104,7 +104,7 @@ def main(argv=None):
     t0 = time.perf_counter()
     by_d, mc, tables = {}, {}, []
     for i, d in enumerate(args.d):
-        progress = C.Progress(args.steps * len(cmd._groups(ns, tasks)), f"d={d} steps", quiet=args.quiet)
+        progress = C.Progress(args.steps * len(cmd.step_groups(ns, tasks)), f"d={d} steps", quiet=args.quiet)
         by_d[d] = cmd.scan(d, tasks, ns, key=jax.random.fold_in(jax.random.key(args.seed), i), steps=args.steps,
                            runs=args.runs, lr=args.lr, batch=args.batch, contexts=args.contexts, progress=progress)
         # Monte Carlo check of the exact MSE at its minimiser (smallest n: cheap)
@@ -113,13 +113,13 @@ def main(argv=None):
         m, se, _, _ = L.regression_mse_mc([bo], n0, d, key=jax.random.key(args.seed + 100 + d),
                                           contexts=args.mc_contexts, queries=16)
         mc[(d, n0)] = (bo, float(m[0]), float(se[0]))
-        tables.append(cmd._table({"files": {}}, by_d[d]))
+        tables.append(cmd.learn_table({"files": {}}, by_d[d]))
     files = {
-        "phase_diagram": cmd.figure(os.path.join(out, "phase_diagram.png"), by_d),
+        "phase_diagram": learn_figure(os.path.join(out, "phase_diagram.png"), by_d),
         "mse_curves": _mse_figure(os.path.join(out, "mse_curves.png"), by_d, mc, out),
     }
     summary = {
-        str(d): {t: cmd._public(r) for t, r in res.items()} for d, res in by_d.items()
+        str(d): {t: cmd.public_result(r) for t, r in res.items()} for d, res in by_d.items()
     }
     for (d, n0), (b, m, se) in mc.items():
         exact = L.regression_mse_exact(b, n0, d)

@@ -65,7 +65,7 @@ def _empirical_rows(law, n, key, rows=8):
     for i in range(rows):
         k = jax.random.fold_in(key, 10_000 + i)
         if isinstance(law, GaussianScores):
-            s = np.asarray(law.sample(k, (n,)), np.float64)
+            s = -np.asarray(law.sample_gaps(k, n), np.float64)  # scores: energies u = -s
         else:
             s = 1.0 - np.asarray(law.sample_gaps(k, n), np.float64)  # cosines: endpoint 1 is known
         preds.append(predict_beta_peak_from_scores(s, endpoint=None if isinstance(law, GaussianScores) else 1.0)[0])

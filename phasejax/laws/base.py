@@ -1,4 +1,4 @@
-"""Key laws: where the n keys of a context lie on the sphere S^{d-1} relative to a query.
+"""The key-law contract (KeyLaw, BetaGapLaw) and the gap of unit vectors, where keys lie relative to a query.
 
 A key law is an :class:`equinox.Module` that samples
 

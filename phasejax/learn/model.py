@@ -1,4 +1,4 @@
-"""A trainable attention head with a learnable inverse temperature, and the theory of what it should learn.
+"""A trainable attention head with a learnable inverse temperature, and the two tasks it is trained on.
 
 One head, one query, n keys uniform on S^{d-1} (:class:`phasejax.laws.UniformSphere`), scalar values:
 

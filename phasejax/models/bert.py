@@ -89,7 +89,7 @@ def _names(i: int) -> dict[str, str]:
     }
 
 
-def shapes(config: dict) -> dict[str, tuple[int, ...]]:
+def bert_shapes(config: dict) -> dict[str, tuple[int, ...]]:
     """Every tensor name of ``BertModel`` (without the ``bert.`` prefix) and the shape config.json implies."""
     check_option("position_embedding_type", config.get("position_embedding_type", "absolute"), ("absolute",))
     check_option("hidden_act", config.get("hidden_act", "gelu"), tuple(ACTIVATIONS))
@@ -114,8 +114,8 @@ def shapes(config: dict) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def build(config: dict, tensors: dict[str, Array]) -> Bert:
-    """A :class:`Bert` from config.json and the tensors named by :func:`shapes`."""
+def build_bert(config: dict, tensors: dict[str, Array]) -> Bert:
+    """A :class:`Bert` from config.json and the tensors named by :func:`bert_shapes`."""
     eps, n = config.get("layer_norm_eps", 1e-12), config["num_hidden_layers"]
 
     def get(field: str, part: str) -> Array:

@@ -134,7 +134,7 @@ def _layer_names(i: int) -> dict[str, str]:
     return names | {"input_norm": p + "input_layernorm", "post_norm": p + "post_attention_layernorm"}
 
 
-def shapes(config: dict, model_type: str) -> dict[str, tuple[int, ...]]:
+def decoder_shapes(config: dict, model_type: str) -> dict[str, tuple[int, ...]]:
     """Every tensor name of ``<Family>ForCausalLM`` (without the ``model.`` prefix) and its implied shape."""
     check_option("hidden_act", config.get("hidden_act", "silu"), tuple(ACTIVATIONS))
     d, f, v, hd = config["hidden_size"], config["intermediate_size"], config["vocab_size"], head_dim(config)
@@ -157,8 +157,8 @@ def shapes(config: dict, model_type: str) -> dict[str, tuple[int, ...]]:
     return out
 
 
-def build(config: dict, tensors: dict[str, Array], model_type: str) -> Decoder:
-    """A :class:`Decoder` from config.json and the tensors named by :func:`shapes`."""
+def build_decoder(config: dict, tensors: dict[str, Array], model_type: str) -> Decoder:
+    """A :class:`Decoder` from config.json and the tensors named by :func:`decoder_shapes`."""
     n, eps = config["num_hidden_layers"], config.get("rms_norm_eps", 1e-6)
 
     def get(field: str, part: str) -> Array | None:

@@ -183,12 +183,15 @@ def load(path, *, dtype: str = "float32", max_length: int | None = None) -> Mode
         positions = check_int("max_position_embeddings", config["max_position_embeddings"], minimum=1)
         limit = positions if max_length is None else check_int("max_length", max_length, minimum=1)
         if model_type == "bert":
-            expected, strip = bert.shapes(config), "bert."
+            expected, strip = bert.bert_shapes(config), "bert."
         else:
-            expected, strip = llama.shapes(config, model_type), "model."
+            expected, strip = llama.decoder_shapes(config, model_type), "model."
             inverse_frequencies(config, seq_len=limit)  # a bad rope_scaling fails here, before the weights are read
         tensors = read_tensors(directory, expected, strip=strip, dtype=DTYPES[dtype])
-        net = bert.build(config, tensors) if model_type == "bert" else llama.build(config, tensors, model_type)
+        if model_type == "bert":
+            net = bert.build_bert(config, tensors)
+        else:
+            net = llama.build_decoder(config, tensors, model_type)
     except KeyError as e:
         raise InputError(f"config.json in {directory} lacks {e.args[0]!r}, which model_type {model_type!r} needs") \
             from None

@@ -27,7 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import InputError, check_option
+from .._checks import InputError, check_option, check_real
+from ..schedules._config import need_key, rope_attention_factor, rope_dicts
 
 ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "longrope", "llama3")
 
@@ -40,62 +41,33 @@ def head_dim(config: dict) -> int:
 def rope_parameters(config: dict) -> dict:
     """The RoPE parameters of a config.json, standardised as transformers v5's ``standardize_rope_params`` does.
 
-    ``rope_parameters`` (v5) or ``rope_scaling`` (v4) or nothing; ``type`` is the old name of ``rope_type``;
-    ``rope_theta`` defaults to the top-level value (10000 if absent). For llama3, yarn and longrope,
-    ``original_max_position_embeddings`` is the top-level value when the config has one (Phi-3 style), else the
-    one in the dict, else ``max_position_embeddings``.
+    One standardisation for the whole package: :func:`phasejax.schedules._config.rope_dicts` (``rope_parameters``
+    (v5) or ``rope_scaling`` (v4) or nothing; ``type`` is the old name of ``rope_type``; for llama3, yarn and
+    longrope the top-level ``original_max_position_embeddings`` wins, Phi-3 style). Here, in addition, the rope type
+    must be one this forward pass implements, ``rope_theta`` defaults to 10000, the whole head is rotated, and one
+    rope dict serves every layer.
     """
-    rope = dict(config.get("rope_parameters") or config.get("rope_scaling") or {})
-    rope["rope_type"] = check_option("rope_scaling.rope_type", rope.get("rope_type", rope.get("type", "default")),
-                                     ROPE_TYPES)
-    rope.setdefault("rope_theta", config.get("rope_theta", 10000.0))
-    if rope.get("partial_rotary_factor", config.get("partial_rotary_factor", 1.0)) != 1.0:
+    key, per = rope_dicts(config)
+    if list(per) != [None]:
+        raise InputError(f"{key} gives one rope dict per layer type ({sorted(per)}); phasejax.models runs "
+                         "models with one rope dict for all layers")
+    rope = per[None]
+    check_option(f"{key}.rope_type", rope["rope_type"], ROPE_TYPES)
+    if rope.get("rope_theta") is None:
+        rope["rope_theta"] = 10000.0
+    if rope.get("partial_rotary_factor", 1.0) != 1.0:
         raise InputError("partial_rotary_factor must be 1.0 (Llama-family models rotate the whole head), got "
-                         f"{rope.get('partial_rotary_factor', config.get('partial_rotary_factor'))!r}")
-    if rope["rope_type"] in ("llama3", "yarn", "longrope"):
-        top = config.get("original_max_position_embeddings")
-        rope["original_max_position_embeddings"] = top or rope.get("original_max_position_embeddings") or config[
-            "max_position_embeddings"]
+                         f"{rope['partial_rotary_factor']!r}")
     return rope
 
 
-def _need(rope: dict, key: str):
-    if rope.get(key) is None:
-        raise InputError(f"rope_scaling of rope_type {rope['rope_type']!r} needs {key!r}; got {rope}")
-    return rope[key]
+def _factor(rope: dict, name: str) -> float:
+    return check_real(f"rope_scaling.{name}", need_key(rope, name, "rope_scaling"), positive=True)
 
 
 def _scaling_factor(rope: dict, config: dict) -> float:
-    """yarn and longrope: the explicit ``factor``, else max_position_embeddings / original_max_position_embeddings."""
+    """yarn: the explicit ``factor``, else max_position_embeddings / original_max_position_embeddings."""
     return float(rope.get("factor") or config["max_position_embeddings"] / rope["original_max_position_embeddings"])
-
-
-def _mscale(scale: float, mscale: float = 1.0) -> float:
-    return 0.1 * mscale * math.log(scale) + 1.0 if scale > 1 else 1.0
-
-
-# TODO(schedules): replace by phasejax.schedules.rope_attention_factor
-def _rope_attention_factor(config_dict: dict, seq_len: int) -> float:
-    """The factor a that multiplies cos and sin (so a^2 multiplies every logit), as transformers v5 computes it.
-
-    yarn (``_compute_yarn_parameters``): an explicit ``attention_factor`` wins; else, with ``mscale`` and
-    ``mscale_all_dim`` both set, get_mscale(f, mscale) / get_mscale(f, mscale_all_dim); else get_mscale(f), where
-    get_mscale(s, m=1) = 0.1 m ln s + 1 for s > 1 and 1 otherwise. longrope (``_compute_longrope_parameters``): an
-    explicit ``attention_factor`` wins; else sqrt(1 + ln f / ln original_max_position_embeddings) when f > 1, else 1.
-    Every other rope_type: 1. Here f is the scaling factor (``_scaling_factor``). Neither rule depends on ``seq_len``
-    (the input length); it is part of the signature that the schedules version will keep.
-    """
-    rope = rope_parameters(config_dict)
-    kind, explicit = rope["rope_type"], rope.get("attention_factor")
-    if kind not in ("yarn", "longrope"):
-        return 1.0
-    if explicit is not None:
-        return float(explicit)
-    f = _scaling_factor(rope, config_dict)
-    if kind == "yarn":
-        m, m_all = rope.get("mscale"), rope.get("mscale_all_dim")
-        return _mscale(f, m) / _mscale(f, m_all) if m and m_all else _mscale(f)
-    return math.sqrt(1 + math.log(f) / math.log(rope["original_max_position_embeddings"])) if f > 1 else 1.0
 
 
 def inverse_frequencies(config: dict, *, seq_len: int) -> tuple[np.ndarray, float]:
@@ -118,9 +90,9 @@ def inverse_frequencies(config: dict, *, seq_len: int) -> tuple[np.ndarray, floa
     exponents = np.arange(0, dim, 2, dtype=np.float64) / dim
     inv = base**-exponents
     if kind == "linear":
-        inv = inv / float(_need(rope, "factor"))
+        inv = inv / _factor(rope, "factor")
     elif kind == "dynamic":
-        factor, m = float(_need(rope, "factor")), config["max_position_embeddings"]
+        factor, m = _factor(rope, "factor"), config["max_position_embeddings"]
         inv = (base * (factor * max(seq_len, m) / m - (factor - 1)) ** (dim / (dim - 2))) ** -exponents
     elif kind == "yarn":
         factor, orig = _scaling_factor(rope, config), rope["original_max_position_embeddings"]
@@ -135,19 +107,20 @@ def inverse_frequencies(config: dict, *, seq_len: int) -> tuple[np.ndarray, floa
         ramp = np.clip((np.arange(dim // 2) - low) / ((high + 0.001 if low == high else high) - low), 0, 1)
         inv = inv / factor * ramp + inv * (1 - ramp)
     elif kind == "longrope":
-        ext = _need(rope, "long_factor" if seq_len > rope["original_max_position_embeddings"] else "short_factor")
+        ext = need_key(rope, "long_factor" if seq_len > rope["original_max_position_embeddings"] else "short_factor",
+                       "rope_scaling")
         if len(ext) != dim // 2:
             raise InputError(f"rope_scaling long_factor/short_factor must have {dim // 2} entries, got {len(ext)}")
         inv = inv / np.asarray(ext, dtype=np.float64)
     elif kind == "llama3":
-        factor, lo, hi = (float(_need(rope, k)) for k in ("factor", "low_freq_factor", "high_freq_factor"))
+        factor, lo, hi = (_factor(rope, k) for k in ("factor", "low_freq_factor", "high_freq_factor"))
         old = rope["original_max_position_embeddings"]
         wavelen = 2 * math.pi / inv
         scaled = np.where(wavelen > old / lo, inv / factor, inv)
         smooth = (old / wavelen - lo) / (hi - lo)
         medium = (wavelen >= old / hi) & (wavelen <= old / lo)
         inv = np.where(medium, (1 - smooth) * scaled / factor + smooth * scaled, scaled)
-    return inv, _rope_attention_factor(config, seq_len)
+    return inv, rope_attention_factor(config, seq_len)
 
 
 def rope_tables(config: dict, *, seq_len: int, dtype) -> tuple[Float[Array, "L D"], Float[Array, "L D"], float]:

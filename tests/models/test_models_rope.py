@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from phasejax.models.rope import _rope_attention_factor, inverse_frequencies
+from phasejax.models.rope import inverse_frequencies
+from phasejax.schedules import rope_attention_factor
 
 LLAMA31 = {"hidden_size": 4096, "num_attention_heads": 32, "max_position_embeddings": 131072, "rope_theta": 500000.0,
            "rope_scaling": {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0,
@@ -25,20 +26,20 @@ PHI3_128K = {"hidden_size": 3072, "num_attention_heads": 32, "max_position_embed
 
 
 def test_attention_factor_rules():
-    assert _rope_attention_factor(QWEN25_YARN, 10) == pytest.approx(0.1 * math.log(4) + 1)  # explicit factor wins
-    assert _rope_attention_factor(DEEPSEEK_V2_LITE, 10) == pytest.approx(1.0)  # mscale / mscale_all_dim
+    assert rope_attention_factor(QWEN25_YARN, 10) == pytest.approx(0.1 * math.log(4) + 1)  # explicit factor wins
+    assert rope_attention_factor(DEEPSEEK_V2_LITE, 10) == pytest.approx(1.0)  # mscale / mscale_all_dim
     only_mscale = DEEPSEEK_V2_LITE | {"rope_scaling": DEEPSEEK_V2_LITE["rope_scaling"] | {"mscale_all_dim": None}}
-    assert _rope_attention_factor(only_mscale, 10) == pytest.approx(0.1 * math.log(40) + 1)
+    assert rope_attention_factor(only_mscale, 10) == pytest.approx(0.1 * math.log(40) + 1)
     uneven = DEEPSEEK_V2_LITE | {"rope_scaling": DEEPSEEK_V2_LITE["rope_scaling"] | {"mscale": 1.0}}
-    assert _rope_attention_factor(uneven, 10) == pytest.approx((0.1 * math.log(40) + 1) /
+    assert rope_attention_factor(uneven, 10) == pytest.approx((0.1 * math.log(40) + 1) /
                                                                (0.0707 * math.log(40) + 1))
     explicit = QWEN25_YARN | {"rope_scaling": QWEN25_YARN["rope_scaling"] | {"attention_factor": 1.25}}
-    assert _rope_attention_factor(explicit, 10) == 1.25
-    assert _rope_attention_factor(PHI3_128K, 10) == pytest.approx(math.sqrt(1 + math.log(32) / math.log(4096)))
+    assert rope_attention_factor(explicit, 10) == 1.25
+    assert rope_attention_factor(PHI3_128K, 10) == pytest.approx(math.sqrt(1 + math.log(32) / math.log(4096)))
     no_growth = PHI3_128K | {"max_position_embeddings": 4096}
-    assert _rope_attention_factor(no_growth, 10) == 1.0
+    assert rope_attention_factor(no_growth, 10) == 1.0
     for config in (LLAMA31, {"hidden_size": 64, "num_attention_heads": 4, "max_position_embeddings": 8}):
-        assert _rope_attention_factor(config, 10) == 1.0
+        assert rope_attention_factor(config, 10) == 1.0
 
 
 def test_llama31_frequencies():

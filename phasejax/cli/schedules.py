@@ -1,4 +1,9 @@
-"""``phasejax schedules``: practice temperature schedules through the phase diagram of a key law."""
+"""``phasejax schedules``: practice temperature schedules through the phase diagram of a key law.
+
+With ``--config path/to/config.json`` it reports instead the schedule a model deploys
+(:func:`phasejax.schedules.from_config`): beta(n) per layer type, and in the JSON, per component and at
+each n, the ``logit_factor`` and the config keys each number came from.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,12 @@ from . import _common as C
 NAME = "schedules"
 HELP = ("temperature schedules used in practice (constant, Qwen logn, YaRN, SSMax, Llama-4, critical) "
         "on the phase diagram of a key law: lambda/lambda*, E[max weight], effective keys, where each leaves "
-        "the critical window")
+        "the critical window; with --config, the schedule a model's config.json deploys, per layer type")
+
+DEFAULT_CONFIG_NS = (4096, 32768, 131072)
+
+# largest |score| accepted by --scores: the tail fit squares and sums them in float64
+MAX_ABS_SCORE = 1e100
 
 
 def _beta0(text: str):
@@ -28,7 +38,24 @@ def _beta0(text: str):
         raise argparse.ArgumentTypeError(f"expected a number > 0, 'critical' or 'sqrt-d', got {text!r}") from None
 
 
+def _ns(text: str) -> list[int]:
+    parts = [t.strip() for t in text.split(",") if t.strip()]
+    if not parts:
+        raise argparse.ArgumentTypeError(f"expected comma-separated context lengths >= 1, got {text!r}")
+    return [C.count(t) for t in parts]
+
+
 def add_arguments(p):
+    g = p.add_argument_group("deployed schedule (--config: read a model's config.json instead of the phase diagram)")
+    g.add_argument("--config", default=None, metavar="PATH",
+                   help="config.json (or a folder holding one): report beta(n) per layer type as deployed")
+    g.add_argument("--engine", default="hf", help="with --config: hf (transformers) or vllm (default hf)")
+    g.add_argument("--n", dest="config_n", type=_ns, default=list(DEFAULT_CONFIG_NS), metavar="N1,N2,...",
+                   help="with --config: n = pos + 1 to report (default 4096,32768,131072)")
+    g.add_argument("--seq-len", type=C.count, default=None,
+                   help="with --config: whole sequence length for length-dependent YaRN (default n)")
+    g.add_argument("--max-model-len", type=C.count, default=None,
+                   help="with --config, engine vllm: max_model_len (picks LongRoPE's long or short factors)")
     g = p.add_argument_group("key law (one of: --d; --alpha [--C]; --keys with --query; --scores)")
     g.add_argument("--d", type=int, default=None, help="uniform keys on S^(d-1) (default 3 if nothing else is given)")
     g.add_argument("--alpha", type=C.positive_real, default=None, help="local exponent alpha of the gap law")
@@ -38,10 +65,11 @@ def add_arguments(p):
     g.add_argument("--query", default=None, help="query for --keys (.npy, shape (d,))")
     g.add_argument("--scores", default=None, help="a row of scores (.npy, shape (N,)); alpha, C by a GPD tail fit")
     g = p.add_argument_group("schedules")
-    g.add_argument("--beta0", type=_beta0, default="critical",
+    g.add_argument("--beta0", type=_beta0, default=None,
                    help="the head's beta at its training length (beta = s|Q||K| on unit cosines): a number, "
                    "'critical' (default: lambda* L^(2/alpha), a head at the peak at its training length) or "
-                   "'sqrt-d' (a standard 1/sqrt(d) head with unit-variance q, k components)")
+                   "'sqrt-d' (a standard 1/sqrt(d) head with unit-variance q, k components; with --config "
+                   "sqrt(head_dim)); with --config the default is none (logit factors only)")
     g.add_argument("--train-length", type=C.count, default=4096, help="training context length L (default 4096)")
     g.add_argument("--schedules", default=",".join(_names()),
                    help=f"comma-separated subset of {','.join(_names())} (default all)")
@@ -81,7 +109,7 @@ def _constants(args):
             raise InputError("--keys needs --query (the gaps are measured from a query)")
         return law_constants(keys=load_npy(args.keys, "--keys"), query=load_npy(args.query, "--query")), None
     if args.scores is not None:
-        return law_constants(scores=load_npy(args.scores, "--scores")), None
+        return law_constants(scores=_scores(load_npy(args.scores, "--scores"))), None
     if args.alpha is not None:
         return law_constants(alpha=args.alpha, C=args.C, d=args.d), None
     from ..laws.sphere import UniformSphere
@@ -92,8 +120,33 @@ def _constants(args):
     return law_constants(d=d), UniformSphere(d)
 
 
+def _scores(arr):
+    """One row of scores, finite and of a size whose squares are finite."""
+    arr = np.asarray(arr)
+    if arr.ndim != 1:
+        raise InputError(f"--scores must be one row of scores, shape (N,); got an array of shape {arr.shape} "
+                         "(pass one query's row, e.g. scores[i])")
+    if arr.dtype.kind not in "iuf":
+        raise InputError(f"--scores must hold real numbers, got dtype {arr.dtype}")
+    arr = arr.astype(np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"--scores must be finite, got {int(np.sum(~np.isfinite(arr)))} non-finite values")
+    big = float(np.max(np.abs(arr))) if arr.size else 0.0
+    if big > MAX_ABS_SCORE:
+        raise InputError(f"--scores values must be at most {MAX_ABS_SCORE:g} in magnitude (the tail fit squares "
+                         f"them in float64), got max |score| = {big:.4g}; rescale the scores")
+    return arr
+
+
 def run(args):
+    if args.config is not None:
+        return _run_config(args)
+    for flag, v in (("--engine", args.engine != "hf"), ("--n", args.config_n != list(DEFAULT_CONFIG_NS)),
+                    ("--seq-len", args.seq_len is not None), ("--max-model-len", args.max_model_len is not None)):
+        if v:
+            raise InputError(f"{flag} applies with --config only (the deployed schedule of a config.json)")
     t0 = time.perf_counter()
+    beta0_rule = "critical" if args.beta0 is None else args.beta0
     if args.n_max <= args.n_min:
         raise InputError(f"--n-max ({args.n_max:g}) must be larger than --n-min ({args.n_min:g})")
     if args.train_length < 2:
@@ -112,9 +165,9 @@ def run(args):
     win = phase.critical_window(a, c)
     progress.update(1, "critical window")
     L = float(args.train_length)  # noqa: N806
-    if args.beta0 == "critical":
+    if beta0_rule == "critical":
         beta0 = win.lambda_star * L ** (2.0 / a)
-    elif args.beta0 == "sqrt-d":
+    elif beta0_rule == "sqrt-d":
         if law is None and args.d is None:
             raise InputError("--beta0 sqrt-d needs --d (the head dimension)")
         beta0 = math.sqrt(args.d if args.d is not None else law.d)
@@ -140,7 +193,7 @@ def run(args):
         "lambda_star": win.lambda_star,
         "window": {"lo": win.lo, "hi": win.hi, "E_lo": win.E_lo, "E_hi": win.E_hi, "definition": win.definition},
         "beta0": beta0,
-        "beta0_rule": args.beta0 if isinstance(args.beta0, str) else "given",
+        "beta0_rule": beta0_rule if isinstance(beta0_rule, str) else "given",
         "train_length": L,
         "schedule": names,
         "n": n_tab,
@@ -242,3 +295,87 @@ def _table(r):
     lines.append(f"elapsed {r['elapsed_s']:.1f} s" if "elapsed_s" in r else "")
     lines.extend(f"{k}: {v}" for k, v in r["files"].items())
     return "\n".join(lines)
+
+
+# =========================================================================== --config: the deployed schedule
+
+
+def _run_config(args):
+    from .. import schedules as S
+    from ..runtime import io
+
+    t0 = time.perf_counter()
+    given = [f for f, v in (("--d", args.d), ("--alpha", args.alpha), ("--C", args.C), ("--keys", args.keys),
+                            ("--query", args.query), ("--scores", args.scores)) if v is not None]
+    if given:
+        raise InputError(f"--config reports the schedule a config.json deploys; it takes no key law (got "
+                         f"{', '.join(given)})")
+    if args.beta0 == "critical":
+        raise InputError("--beta0 critical needs a key law (the phase diagram); with --config give a number > 0 "
+                         "or sqrt-d (sqrt(head_dim))")
+    engine = C.check_choice("--engine", args.engine, S.ENGINES)
+    sched = S.from_config(args.config, engine=engine, max_model_len=args.max_model_len)
+    beta0 = math.sqrt(sched.head_dim) if args.beta0 == "sqrt-d" else args.beta0
+    ns = np.asarray(args.config_n, np.float64)
+    if args.seq_len is not None and args.seq_len < ns.max():
+        raise InputError(f"--seq-len must be >= every --n (the sequence holds the query), got {args.seq_len} < "
+                         f"{ns.max():g}")
+    out = C.setup(args, NAME)
+    report = sched.report(ns, seq_len=args.seq_len, beta0=beta0)
+    for lt, d in zip(sched.layer_types, report["layer_types"], strict=True):
+        if lt.transforms:  # docs/theory.md §j: the capped head acts as an uncapped one at beta_eff
+            cap = lt.transforms[0].value
+            d["soft_cap"] = {
+                "cap": cap, "beta_at_max": S.SOFT_CAP_Y_STAR * cap,
+                "beta_eff_max": float(S.soft_cap_effective_beta(S.SOFT_CAP_Y_STAR * cap, cap=cap)),
+                "beta_eff": None if d["beta"] is None else
+                [float(S.soft_cap_effective_beta(b, cap=cap)) for b in d["beta"]],
+                "definition": "beta_eff = beta sech^2(beta / cap), the slope of the capped logit at the query; "
+                "it never exceeds beta_eff_max = 0.447743 cap (docs/theory.md §j)",
+            }
+    result = {"command": "schedules --config", **report, "beta0_rule": None if args.beta0 is None else
+              ("sqrt(head_dim)" if args.beta0 == "sqrt-d" else "given")}
+    path = os.path.join(out, "schedules_config.json")
+    result["files"] = {"json": path}
+    io.save_json(path, {**result, "provenance": io.provenance(C.run_config(args))})
+    result["elapsed_s"] = time.perf_counter() - t0
+    return result, _config_table(result)
+
+
+def _config_table(r) -> str:
+    head = (f"{r['model_type']} ({r['engine']}), config {r['config']}: head_dim {r['head_dim']}, base softmax scale "
+            f"{r['base_softmax_scale']:.6g} = {r['base_softmax_scale_from']}; logit factor relative to it; "
+            "n = pos + 1")
+    lines = [head]
+    for lt in r["layer_types"]:
+        comps = [c for c in lt["components"] if not c["nonlinear"]]
+        headers = ["n", "keys seen", *[c["name"] for c in comps], "total logit factor", "range", "beta"]
+        rows = []
+        for j, n in enumerate(r["n"]):
+            lo, hi = lt["total_logit_factor_range"][j]
+            rng = "-" if lo is None or hi is None or lo == hi else f"[{lo:.6g}, {hi:.6g}]"
+            rows.append([f"{n:.0f}", f"{lt['keys_seen'][j]:.0f}", *[_cell(c["logit_factor"][j]) for c in comps],
+                         _cell(lt["total_logit_factor"][j]), rng,
+                         "-" if lt["beta"] is None else _cell(lt["beta"][j])])
+        title = (f"\nlayer type {lt['name']} ({lt['count']} layers"
+                 + (f", {lt['window_kind']} window {lt['window']}" if lt["window"] else "") + "); beta0: "
+                 + (f"{lt['beta0']:.6g} ({lt['beta0_from']})" if lt["beta0"] is not None else lt["beta0_from"]))
+        lines.append(C.format_table(headers, rows, title=title))
+        for c in lt["components"]:
+            keys = ", ".join(f"{k}={v}" for k, v in c["config_keys"].items()) or "-"
+            what = c["transform"] if c["nonlinear"] else c["formula"]
+            lines.append(f"  {c['name']}: {what} [on {c['applied_to']}] from {keys}; {c['source']}")
+        if lt.get("note"):
+            lines.append(f"  note: {lt['note']}")
+        if lt.get("soft_cap"):
+            sc = lt["soft_cap"]
+            eff = "" if sc["beta_eff"] is None else "; beta_eff at these n: " + ", ".join(map(_cell, sc["beta_eff"]))
+            lines.append(f"  soft cap {sc['cap']:g}: beta_eff = beta sech^2(beta / cap) <= {sc['beta_eff_max']:.6g} "
+                         f"(at beta = {sc['beta_at_max']:.6g}){eff}")
+    lines.extend(f"note: {s}" for s in r["notes"])
+    lines.append(f"json: {r['files']['json']}")
+    return "\n".join(lines)
+
+
+def _cell(v) -> str:
+    return "null" if v is None else f"{float(v):.7g}"

@@ -39,6 +39,10 @@ tuning, Qwen logn), what it multiplies and the config key behind each number, fo
 ("hf" or "vllm") that runs it. :func:`rope_attention_factor` is the factor on cos and sin exactly as
 transformers computes it. docs/schedules.md lists what each engine multiplies and the known pitfalls.
 
+**Soft caps** are a nonlinear logit map, not a beta: the observables take it as ``transform=SoftCap(cap)``
+(:mod:`phasejax.observables`); :func:`soft_cap_effective_beta` (beta sech^2(beta / cap)) and
+:func:`soft_cap_phase` give the capped head's critical scale (docs/theory.md §j).
+
 Shape contract: the beta(n) schedules take ``n`` of any shape (a Python number or array, entries
 >= 1) and return a floating array of the same shape (NumPy float64 on the host; a JAX array in n's dtype for
 a JAX n). The deployed
@@ -69,6 +73,7 @@ from ._scalar import (
     yarn_mscale,
     yarn_per_position,
 )
+from ._softcap import SOFT_CAP_Y_STAR, SoftCapPhase, soft_cap_effective_beta, soft_cap_phase
 
 __all__ = [
     "ENGINES",
@@ -76,10 +81,12 @@ __all__ = [
     "ROPE_TYPES",
     "SCHEDULES",
     "SCHEDULE_NAMES",
+    "SOFT_CAP_Y_STAR",
     "Component",
     "DeployedSchedule",
     "LayerType",
     "ScheduleInfo",
+    "SoftCapPhase",
     "constant",
     "critical",
     "from_config",
@@ -92,6 +99,8 @@ __all__ = [
     "rope_attention_factor",
     "schedule_beta",
     "soft_cap",
+    "soft_cap_effective_beta",
+    "soft_cap_phase",
     "ssmax",
     "yarn",
     "yarn_attention_factor",

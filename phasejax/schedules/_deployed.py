@@ -16,8 +16,10 @@ q.k dimensions is scaled (partial rotary, the rope part of MLA), the reported va
 dimension-weighted mix fraction f + (1 - fraction), the exact factor for isotropic q and k, and
 ``logit_factor_range`` = [min(1, f), max(1, f)] the factor's range over directions. A soft cap is a
 nonlinear transform cap tanh(x/cap) of the scaled logit: it has no scalar logit_factor, and the scalar
-beta does not describe it. beta = beta0 x (total logit factor) with beta0 = s|Q||K| the head's own
-training-time beta (docs/theory.md §h), except where a qk-norm fixes |Q| = |K| = sqrt(head_dim)
+beta does not describe it (the observables take it as ``transform=SoftCap(cap)``; near the query it acts as
+beta_eff = beta sech^2(beta / cap), :func:`soft_cap_effective_beta`, docs/theory.md §j).
+beta = beta0 x (total logit factor) with beta0 = s|Q||K| the head's own training-time beta (docs/theory.md §h),
+except where a qk-norm fixes |Q| = |K| = sqrt(head_dim)
 (Llama-4 RoPE layers: beta0 = sqrt(head_dim) exactly, up to the norm's eps).
 """
 

@@ -55,7 +55,9 @@ from .laws import nearest_gaps as nearest_gaps
 from .laws import normalize as normalize
 from .learn import AttentionHead as AttentionHead
 from .learn import train as train
+from .observables import LogitTransform as LogitTransform
 from .observables import Observables as Observables
+from .observables import SoftCap as SoftCap
 from .observables import gap_observables as gap_observables
 from .observables import key_observables as key_observables
 from .observables import log_weights as log_weights

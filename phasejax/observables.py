@@ -25,6 +25,10 @@ From these, exactly (no further approximation):
   y - A_d(beta) q relative to the n -> infinity limit (docs/theory.md §b).
 
 Everything is differentiable in beta (``jax.jvp`` gives susceptibilities; docs/theory.md §e).
+
+A logit transform (``transform=SoftCap(50.0)``, any :class:`LogitTransform` f) gives weights proportional to
+exp(f(beta t)) through a separate pass (:class:`TransformedAccumulator`, docs/theory.md §j); without one the
+pass above runs unchanged.
 """
 
 from __future__ import annotations
@@ -39,6 +43,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._checks import InputError, check_array, check_betas, check_int, check_unit_vectors
+from ._numerics.logit import LogitTransform, SoftCap
 from .laws.base import KeyLaw, gaps_from_keys
 from .laws.nearest import DEFAULT_M, DEFAULT_NODES, bulk_sums, check_n_m, check_nearest_law, nearest_sample
 from .theory.sphere import mean_resultant
@@ -54,6 +59,9 @@ __all__ = [
     "Truncation",
     "nearest_observables_with_bound",
     "nearest_observables",
+    "LogitTransform",
+    "SoftCap",
+    "TransformedAccumulator",
 ]
 
 
@@ -243,6 +251,7 @@ def gap_observables(
     *,
     top_k: int = 5,
     chunk: int = DEFAULT_CHUNK,
+    transform: LogitTransform | None = None,
 ) -> Observables:
     """All observables of one query from its n gaps, for every beta, in one streaming pass.
 
@@ -251,6 +260,8 @@ def gap_observables(
       betas: inverse temperatures >= 0, shape (B,) or scalar.
       top_k: k of the top-k mass (static).
       chunk: keys per streaming chunk (static); memory is O(B * chunk).
+      transform: optional logit transform f (:class:`SoftCap`, any :class:`LogitTransform`): weights
+        proportional to exp(f(beta t)), t = 1 - u (:class:`TransformedAccumulator`, docs/theory.md §j).
 
     Returns:
       :class:`Observables` with fields of shape (B,).
@@ -267,6 +278,9 @@ def gap_observables(
     gaps = jnp.asarray(gaps)
     if not jnp.issubdtype(gaps.dtype, jnp.floating):
         gaps = gaps.astype(jnp.result_type(float))
+    if transform is not None:
+        return _transformed_gap_observables(gaps, _as_betas(betas, gaps.dtype), _check_transform(transform),
+                                            top_k, chunk)
     return _gap_observables(gaps, _as_betas(betas, gaps.dtype), top_k, chunk)
 
 
@@ -296,12 +310,14 @@ def key_observables(
     values: Float[ArrayLike, "n dv"] | None = None,
     top_k: int = 5,
     chunk: int = DEFAULT_CHUNK,
+    transform: LogitTransform | None = None,
 ) -> Observables:
     """Observables of a unit query against unit keys, plus the output y = sum w_i v_i.
 
     Gaps are computed as |q-k|^2/2 (full relative precision). ``values`` default to the keys
     (identity values); then ``bias`` = y - A_d(beta) q, the deviation from the n -> infinity
     output (docs/theory.md §b), with A_d from :func:`phasejax.theory.mean_resultant`.
+    ``transform``: as in :func:`gap_observables` (then ``bias`` is None).
     """
     check_array("query", query, ndim=1)
     check_array("keys", keys, ndim=2)
@@ -324,6 +340,9 @@ def key_observables(
     keys = keys.astype(dtype)
     query = jnp.asarray(query, dtype)
     values = keys if values is None else jnp.asarray(values, dtype)
+    if transform is not None:
+        return _transformed_key_observables(query, keys, values, _as_betas(betas, dtype),
+                                            _check_transform(transform), top_k, chunk)
     return _key_observables(query, keys, values, _as_betas(betas, dtype), top_k, chunk)
 
 
@@ -349,13 +368,14 @@ def sampled_observables(
     *,
     top_k: int = 5,
     chunk: int = DEFAULT_CHUNK,
+    transform: LogitTransform | None = None,
 ) -> Observables:
     """Observables of n keys drawn from ``law``, generated chunk by chunk inside the scan.
 
     Nothing of size n is ever stored: memory is O(B * chunk), so n = 1e8 or more runs on a
     laptop. The gaps of chunk c are ``law.sample_gaps(fold_in(key, c), chunk)``, so the
     same ``key`` gives the same keys for every beta (common random numbers). ``vmap`` over
-    ``key`` for a seed ensemble.
+    ``key`` for a seed ensemble. ``transform``: as in :func:`gap_observables`.
     """
     if not law.has_gap_law:
         raise InputError(f"sampled_observables needs a law with an exact gap sampler, got {type(law).__name__}")
@@ -364,6 +384,9 @@ def sampled_observables(
     top_k = check_int("top_k", top_k, minimum=1)
     chunk = check_int("chunk", chunk, minimum=1)
     dtype = jnp.result_type(float)
+    if transform is not None:
+        return _transformed_sampled_observables(law, key, _as_betas(betas, dtype), _check_transform(transform), n,
+                                                top_k, chunk, dtype)
     return _sampled_observables(law, key, _as_betas(betas, dtype), n, top_k, chunk, dtype)
 
 
@@ -521,3 +544,154 @@ def nearest_observables(
     return nearest_observables_with_bound(
         law, key, n, betas, m=m, top_k=top_k, bulk=bulk, fluctuation=fluctuation, nodes=nodes
     )[0]
+
+
+# =========================================================================== logit transforms (docs/theory.md §j)
+# Weights proportional to exp(f(beta t)), t = 1 - u, for a non-decreasing f (a soft cap). A separate pass: the
+# default path above (no transform) is untouched.
+
+
+def _check_transform(transform) -> LogitTransform:
+    if not isinstance(transform, LogitTransform):
+        raise InputError(
+            "transform must be None or a phasejax.observables.LogitTransform (e.g. SoftCap(50.0)), "
+            f"got {type(transform).__name__}"
+        )
+    return transform
+
+
+def _drops(transform, betas, m, u):
+    """g = f(beta (1 - m)) - f(beta (1 - u)) >= 0 for u >= m, broadcast over (B, 1) betas and (c,) gaps."""
+    return transform.drop(betas * (1.0 - m), betas * (1.0 - u), betas * (u - m))
+
+
+class TransformedAccumulator(eqx.Module):
+    """The streaming state of one query when the weights are exp(f(beta t)) / Z, f a :class:`LogitTransform`.
+
+    As :class:`Accumulator`, with g_i = f(beta (1 - m)) - f(beta (1 - u_i)) >= 0 in place of beta u'_i
+    (m the running minimum gap): ``z`` = sum e^{-g}, ``zg`` = sum e^{-g} g (for the entropy), ``z1``,
+    ``z2`` = sum e^{-g} u', u'^2, ``q`` = sum e^{-2 g}, ``topk``, ``y``. When the minimum drops from m to
+    m' every old term is rescaled by e^{-D}, D = f(beta (1 - m')) - f(beta (1 - m)) (the transform's stable
+    drop), and g grows by D. Observables: max weight 1/Z, entropy log Z + zg/Z, sum w^2 = Q/Z^2, mean and
+    variance of the gap under w, top-k mass, and log_partition = log sum_i exp(f(beta t_i) - f(beta))
+    (log sum e^{-beta u} for f = identity), whose beta-derivative is E_w[f'(beta t) t] - f'(beta).
+
+    >>> import jax.numpy as jnp
+    >>> from phasejax.observables import SoftCap
+    >>> b, f = jnp.array([1.0, 1e4]), SoftCap(50.0)
+    >>> acc = TransformedAccumulator.init(b).update(f, b, jnp.array([0.5, 0.0]), jnp.array([True, True]))
+    >>> [round(float(x), 3) for x in acc.finish(f, b).max_weight]  # beta = 1e4: both logits at the cap
+    [0.622, 0.5]
+    """
+
+    m: Array
+    z: Array
+    zg: Array
+    z1: Array
+    z2: Array
+    q: Array
+    topk: Array
+    y: Array | None
+
+    @classmethod
+    def init(cls, betas: Float[ArrayLike, "*B"], *, top_k: int = 1, values_dim: int | None = None,
+             dtype=None) -> TransformedAccumulator:
+        """The empty state (as :meth:`Accumulator.init`)."""
+        dtype = dtype or betas.dtype
+        zeros = jnp.zeros(betas.shape, dtype)
+        return cls(
+            m=jnp.asarray(jnp.inf, dtype), z=zeros, zg=zeros, z1=zeros, z2=zeros, q=zeros,
+            topk=jnp.full((top_k,), jnp.inf, dtype),
+            y=None if values_dim is None else jnp.zeros((*betas.shape, values_dim), dtype),
+        )
+
+    def update(self, transform, betas, u, valid, values=None) -> TransformedAccumulator:
+        """Fold one chunk of gaps ``u`` (c,) (``valid`` False: padding) under ``transform``."""
+        big = jnp.asarray(jnp.inf, u.dtype)
+        m_new = jnp.minimum(self.m, jnp.min(jnp.where(valid, u, big)))
+        had = jnp.isfinite(self.m)
+        m_old = jnp.where(had, self.m, m_new)
+        dm = m_old - m_new  # >= 0
+        d_g = _drops(transform, betas, m_new, m_old)  # (B,) >= 0
+        scale = jnp.where(had, jnp.exp(-d_g), 0.0)
+        zg_old = self.zg + d_g * self.z
+        z1_old = self.z1 + dm * self.z
+        z2_old = self.z2 + 2 * dm * self.z1 + dm * dm * self.z
+        uv = jnp.where(valid, u, m_new)
+        up = uv - m_new  # (c,)
+        g = _drops(transform, betas[:, None], m_new, uv[None, :])  # (B, c)
+        e = jnp.where(valid[None, :], jnp.exp(-g), 0.0)
+        k = self.topk.shape[0]
+        cand = jnp.concatenate([self.topk, jnp.where(valid, u, big)])
+        y = None if values is None else scale[:, None] * self.y + e @ values
+        return TransformedAccumulator(
+            m=m_new, z=scale * self.z + jnp.sum(e, axis=1), zg=scale * zg_old + jnp.sum(e * g, axis=1),
+            z1=scale * z1_old + e @ up, z2=scale * z2_old + e @ (up * up),
+            q=scale * scale * self.q + jnp.sum(e * e, axis=1), topk=-jax.lax.top_k(-cand, k)[0], y=y,
+        )
+
+    def finish(self, transform, betas) -> Observables:
+        """The observables (``output`` = sum w v when values were streamed; ``bias`` is None: the n = inf
+        limit A_d(beta) q is that of the untransformed head)."""
+        z = self.z
+        mean_up = self.z1 / z
+        var = jnp.maximum(self.z2 / z - mean_up * mean_up, 0.0)
+        entropy = jnp.log(z) + self.zg / z
+        ok = jnp.isfinite(self.topk)
+        g_top = _drops(transform, betas[:, None], self.m, jnp.where(ok, self.topk, self.m)[None, :])
+        topk_e = jnp.where(ok[None, :], jnp.exp(-g_top), 0.0)
+        log_partition = jnp.log(z) - _drops(transform, betas, jnp.zeros_like(self.m), self.m)
+        return Observables(
+            beta=betas, max_weight=1.0 / z, entropy=entropy, effective_keys=jnp.exp(entropy),
+            sum_w2=self.q / (z * z), inv_sum_w2=(z * z) / self.q, top_k_mass=jnp.sum(topk_e, axis=1) / z,
+            mean_gap=self.m + mean_up, var_gap=var, log_partition=log_partition, min_gap=self.m,
+            output=None if self.y is None else self.y / z[:, None], bias=None, top_k=self.topk.shape[0],
+        )
+
+
+@functools.partial(jax.jit, static_argnames=("top_k", "chunk"))
+def _transformed_gap_observables(gaps, betas, transform, top_k, chunk):
+    n = gaps.shape[0]
+    chunk, n_chunks = _chunking(n, chunk)
+    pad = n_chunks * chunk - n
+    u = jnp.pad(gaps, (0, pad)).reshape(n_chunks, chunk)
+    valid = (jnp.arange(n_chunks * chunk) < n).reshape(n_chunks, chunk)
+    state = TransformedAccumulator.init(betas, top_k=top_k, dtype=gaps.dtype)
+
+    def body(s, xs):
+        return s.update(transform, betas, *xs), None
+
+    state, _ = jax.lax.scan(body, state, (u, valid))
+    return state.finish(transform, betas)
+
+
+@functools.partial(jax.jit, static_argnames=("top_k", "chunk"))
+def _transformed_key_observables(query, keys, values, betas, transform, top_k, chunk):
+    n, d = keys.shape
+    chunk, n_chunks = _chunking(n, chunk)
+    pad = n_chunks * chunk - n
+    kc = jnp.pad(keys, ((0, pad), (0, 0))).reshape(n_chunks, chunk, d)
+    vc = jnp.pad(values, ((0, pad), (0, 0))).reshape(n_chunks, chunk, values.shape[1])
+    valid = (jnp.arange(n_chunks * chunk) < n).reshape(n_chunks, chunk)
+    state = TransformedAccumulator.init(betas, top_k=top_k, values_dim=values.shape[1], dtype=keys.dtype)
+
+    def body(s, xs):
+        k, v, ok = xs
+        return s.update(transform, betas, gaps_from_keys(query, k), ok, v), None
+
+    state, _ = jax.lax.scan(body, state, (kc, vc, valid))
+    return state.finish(transform, betas)
+
+
+@functools.partial(jax.jit, static_argnames=("n", "top_k", "chunk", "dtype"))
+def _transformed_sampled_observables(law, key, betas, transform, n, top_k, chunk, dtype):
+    chunk, n_chunks = _chunking(n, chunk)
+    state = TransformedAccumulator.init(betas, top_k=top_k, dtype=dtype)
+    idx = jnp.arange(chunk)
+
+    def body(s, c):
+        u = law.sample_gaps(jax.random.fold_in(key, c), chunk, dtype=dtype)
+        return s.update(transform, betas, u, c * chunk + idx < n), None
+
+    state, _ = jax.lax.scan(body, state, jnp.arange(n_chunks))
+    return state.finish(transform, betas)

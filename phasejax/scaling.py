@@ -13,6 +13,13 @@ partition function by at most (n - m) exp(-beta (u_(m) - u_(1))) relative, repor
 at the smallest beta of the grid is below ``tail_tol`` (m = n, no truncation, when that
 needs most of the keys, as in high d).
 
+**Where that needs many keys (high d), the bulk instead.** When that rule would keep more than
+``BULK_ABOVE`` keys, the n - m others enter through their conditional mean plus the CLT fluctuation
+(:func:`bulk_gap_curve`, the bulk term of :mod:`phasejax.laws.nearest`); what is left is the bulk's
+departure from a Gaussian, whose leading error in E[max weight] (third cumulant / Z^4,
+:func:`phasejax.laws.nearest.clt_error`) chooses m (:func:`choose_m_bulk`, 512 keys at d = 8 instead of
+2^20) and is reported as ``truncation_bound``.
+
 Shapes: ``ns`` (N,), per-n results (N,), ``collapse`` arrays (N, L) on a common lambda grid.
 """
 
@@ -29,14 +36,19 @@ from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from ._checks import InputError, check_array, check_int, check_option, check_real
 from .laws.base import KeyLaw
-from .observables import OBSERVABLE_NAMES, _gap_observables
+from .laws.nearest import bulk_sums, clt_error, tail_log_prob
+from .observables import OBSERVABLE_NAMES, Accumulator, _gap_observables
 from .runtime.ensemble import choose_sampler
-from .transition import Peak, find_peak
+from .transition import Peak, derivative, find_peak
 
 __all__ = [
     "PowerLawFit",
     "fit_power_law",
     "choose_m",
+    "choose_m_bulk",
+    "clt_error_poisson",
+    "bulk_applies",
+    "bulk_gap_curve",
     "nearest_gap_samples",
     "gap_curve",
     "truncation_bound",
@@ -164,6 +176,115 @@ def choose_m(law: KeyLaw, n: int | float, lambda_min: float, *, tail_tol: float 
     return int(min(n, m, m_max))
 
 
+def clt_error_poisson(law: KeyLaw, m: int, lambdas) -> np.ndarray:
+    """Predicted relative error in the max weight from the Gaussian bulk beyond the m-th key (Poisson limit).
+
+    In the Poisson limit (docs/theory.md §c) z = beta u is a PPP with mean measure rho z^h, rho = C lambda^{-h},
+    h = alpha/2. The bulk beyond z_m = (m/rho)^{1/h} has cumulants (shifted by the top key z_1)
+    kappa_j = rho e^{j z_1} j^{-h} Gamma(h+1) Q(h, j z_m). With Z = 1 + kappa_1 (the top key plus the bulk's
+    mean: a lower bound on the partition function, so the estimate is conservative), fluct^2 = kappa_2/Z^2 and
+    q = e^{-(z_m - z_1)}/Z, the error is about fluct^2 q (1 + 4 q) (:func:`phasejax.laws.nearest.clt_error`),
+    evaluated at the median z_1 = (log 2/rho)^{1/h}. Returns it for each lambda (array like ``lambdas``).
+    """
+    from scipy.special import gammaincc
+
+    lam = np.asarray(lambdas, np.float64)
+    h = law.alpha / 2
+    rho = law.C * lam ** (-h)
+    z1 = (math.log(2.0) / rho) ** (1 / h)
+    zm = (m / rho) ** (1 / h)
+    g = math.gamma(h + 1)
+    k1 = rho * np.exp(z1) * g * gammaincc(h, zm)
+    k2 = rho * np.exp(2 * z1) * 2.0 ** (-h) * g * gammaincc(h, 2 * zm)
+    z = 1.0 + k1
+    q = np.exp(-(zm - z1)) / z
+    return k2 / z**2 * q * (1 + 4 * q)
+
+
+def choose_m_bulk(law: KeyLaw, n: int | float, lambda_range: tuple[float, float], *, tol: float = 1e-6,
+                  m_min: int = 32, m_max: int = 1 << 20) -> int:
+    """Smallest m (a power of 2, >= ``m_min``) whose Gaussian-bulk error in E[max weight] is below ``tol``.
+
+    The rule for the nearest-m pipeline *with* the bulk term (the m nearest exactly, the n - m others by their
+    conditional mean plus the CLT fluctuation: :func:`bulk_gap_curve`). The only error left is the bulk's
+    departure from a Gaussian, whose leading terms are bounded by :func:`phasejax.laws.nearest.clt_error`;
+    its Poisson-limit prediction :func:`clt_error_poisson` must be below ``tol`` at every lambda of
+    ``lambda_range`` (64 log-spaced points). The realised bound of a run is reported by :func:`scaling_scan`
+    (``truncation_bound``). Returns min(n, m), at most ``m_max``.
+
+    >>> from phasejax.laws import UniformSphere
+    >>> choose_m_bulk(UniformSphere(8), 10**8, (0.47, 30.1)) <= 1024
+    True
+    """
+    n = check_int("n", n, minimum=1)
+    tol = check_real("tol", tol, positive=True)
+    lam = np.geomspace(*lambda_range, 64)
+    m = check_int("m_min", m_min, minimum=1)
+    while m < min(n, m_max) and float(np.max(clt_error_poisson(law, m, lam))) >= tol:
+        m *= 2
+    return int(min(n, m, m_max))
+
+
+def bulk_applies(law: KeyLaw) -> bool:
+    """Whether the bulk term (conditional mean + CLT) exists for ``law``: a Beta gap law with a known CDF."""
+    from .laws.base import BetaGapLaw
+
+    return isinstance(law, BetaGapLaw) and bool(law.has_gap_law)
+
+
+BULK_ABOVE = 4096
+
+
+@functools.cache
+def bulk_gap_curve(a: float, b: float, observable: str = "max_weight", top_k: int = 5, nodes: int = 512,
+                   part: str = "value"):
+    """curve(log_betas (B,), gaps (S, m), log_tail (S,), xi (S, 4), n_bulk ()) -> (S, B): with the bulk.
+
+    Each context: its m nearest gaps (ascending) exactly, the n - m others (i.i.d. given u > u_(m), whose
+    probability is e^{log_tail}) by their conditional mean plus the CLT term with normal draws ``xi``
+    (:func:`phasejax.laws.nearest.bulk_sums`, as :func:`phasejax.observables.nearest_observables`).
+    ``part``: 'value' the named observable; 'bias' the signed leading CLT error of the max weight and
+    'bound' the bound on it (:func:`phasejax.laws.nearest.clt_error`). ``n_bulk`` = n - m > 0 is data (an
+    array), so one compilation serves every n with the same m.
+    """
+    check_option("observable", observable, OBSERVABLE_NAMES)
+    check_option("part", part, ("value", "bias", "bound"))
+
+    def one(betas, u, log_tail, xi, n_bulk):
+        acc = Accumulator.init(betas, top_k=top_k, dtype=u.dtype).update(betas, u, jnp.ones(u.shape, bool))
+        c = u[-1]
+        sums, _, sd, _, k3 = bulk_sums(a, b, n_bulk, acc.m, c, jnp.log(c), log_tail, betas, xi, nodes,
+                                       cumulants=True)
+        acc = acc.add_sums(*sums)
+        if part == "value":
+            return getattr(acc.finish(betas), observable)
+        bias, bound = clt_error(acc.z, k3, sd, c - acc.m, betas)
+        return bias if part == "bias" else bound
+
+    @jax.jit
+    def curve(log_betas, gaps, log_tail, xi, n_bulk):
+        betas = jnp.exp(jnp.atleast_1d(log_betas))
+        return jax.vmap(lambda u, lt, x: one(betas, u, lt, x, n_bulk))(gaps, log_tail, xi)
+
+    return curve
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _clt_error_terms(a, b, log_beta, data):
+    """At the peak x* = log beta*: the CLT error bound of E[max weight] relative to it, the leading error of chi
+    |d bias/dx| and of the peak |d^2 bias/dx^2 / chi''(x*)| (bias: the seed mean of clt_error's signed term)."""
+
+    def mean_of(part):
+        c = bulk_gap_curve(a, b, "max_weight", part=part)
+        return lambda x: jnp.mean(c(x, *data), axis=0)
+
+    x = jnp.reshape(log_beta, (1,))
+    w = mean_of("value")
+    bias = mean_of("bias")
+    bound = mean_of("bound")(x)[0] / w(x)[0]
+    return bound, jnp.abs(derivative(bias, 1)(x)[0]), jnp.abs(derivative(bias, 2)(x)[0] / derivative(w, 3)(x)[0])
+
+
 def _top_m_one(law, k, n, m):
     u = law.sample_gaps(k, n)
     return u if m == n else -jax.lax.top_k(-u, m)[0]
@@ -286,6 +407,9 @@ class ScalingResult:
     collapse_mean: np.ndarray
     collapse_se: np.ndarray
     peaks: tuple
+    chi_error: np.ndarray | None = None
+    peak_shift: np.ndarray | None = None
+    bulk: bool = False
 
     @property
     def lambda_peak(self) -> np.ndarray:
@@ -309,6 +433,8 @@ def scaling_scan(
     grid_points: int = 16,
     collapse_points: int = 40,
     tail_tol: float = 1e-7,
+    bulk: bool | None = None,
+    error_tol: float = 1e-6,
     progress=None,
     devices: int | None = None,
     checkpoint=None,
@@ -329,6 +455,16 @@ def scaling_scan(
     the per-n delta-method errors can be somewhat optimistic and the plain fit ignores the finite-size
     curvature, and the scatter about the line says by how much.
 
+    **m and the bulk.** For Beta gap laws (``bulk=True``; with ``bulk=None``, the default, wherever the rule
+    of the m nearest alone, :func:`choose_m`, would need more than ``BULK_ABOVE`` = 4096 keys) the n - m keys
+    beyond the m nearest enter through their conditional mean plus the CLT fluctuation (:func:`bulk_gap_curve`),
+    m is chosen by :func:`choose_m_bulk` (predicted CLT error in E[max weight] < ``error_tol`` over the grid) and
+    ``truncation_bound`` is the realised bound on that error relative to E[max weight] at the peak
+    (:func:`phasejax.laws.nearest.clt_error`, seed mean), with ``chi_error`` (the leading error of chi,
+    relative) and ``peak_shift`` (the leading error of log beta_peak, in units of its se). Otherwise
+    (``bulk=False``, other laws) the m nearest alone, m by :func:`choose_m` (neglected mass < ``tail_tol``) and
+    ``truncation_bound`` the sure bound :func:`truncation_bound`.
+
     ``devices``, ``checkpoint`` and ``cell_seeds`` go to :func:`nearest_gap_samples` (cells
     ``n<index>-m<m>-seeds-<start>-<stop>``): seeds sharded over devices and processes, and a rerun
     with the same checkpoint folder reloads the finished gap samples.
@@ -345,6 +481,12 @@ def scaling_scan(
     check_int("grid_points", grid_points, minimum=3)
     alpha = law.alpha
     curve = gap_curve(observable)
+    if bulk and not bulk_applies(law):
+        raise InputError(f"bulk=True needs a Beta gap law with a known CDF, got {type(law).__name__}")
+    use_bulk = bulk_applies(law) if bulk is None else bool(bulk)
+    if use_bulk:
+        a_g, b_g = (float(v) for v in law.gap_beta_params)
+        bulk_curve = bulk_gap_curve(a_g, b_g, observable)
     log_step = math.log(hi / lo) / (grid_points - 1)
     lam_collapse = np.geomspace(lo, hi, collapse_points)
     rows = []
@@ -357,24 +499,51 @@ def scaling_scan(
         lo_n, hi_n = lo, hi
         for _attempt in range(4):
             lo_c = min(lo_n, lo)
-            mm = choose_m(law, n, lo_c, tail_tol=tail_tol) if m is None else min(check_int("m", m, minimum=1), n)
+            m_tail = choose_m(law, n, lo_c, tail_tol=tail_tol)
+            # auto: the bulk term only where the m nearest alone would need many keys (the bulk's quadrature and
+            # its compilation cost about as much as a few thousand keys)
+            bulk_n = use_bulk and (bulk is not None or m_tail > BULK_ABOVE)
+            if m is not None:
+                mm = min(check_int("m", m, minimum=1), n)
+            elif bulk_n:
+                mm = choose_m_bulk(law, n, (lo_c, max(hi_n, hi)), tol=error_tol)
+            else:
+                mm = m_tail
             gaps = nearest_gap_samples(law, jax.random.fold_in(key, i), n, mm, seeds=seeds, sampler=resolved,
                                        devices=devices, checkpoint=checkpoint, cell_seeds=cell_seeds,
                                        prefix=f"n{i:03d}-m{mm}-seeds")
+            with_bulk = bulk_n and mm < n
+            if with_bulk:  # the bulk's threshold probability and CLT draws (per context, from its own key)
+                ctx = jax.random.split(jax.random.fold_in(key, i), seeds)
+                dt = gaps.dtype
+                xi = jax.vmap(lambda k, dt=dt: jax.random.normal(jax.random.fold_in(k, 1), (4,), dt))(ctx)
+                data = (gaps, tail_log_prob(a_g, b_g, gaps[:, -1]), xi, jnp.asarray(float(n - mm), gaps.dtype))
+                curve_n = bulk_curve
+            else:
+                data, curve_n = (gaps,), curve
             points = int(round(math.log(hi_n / lo_n) / log_step)) + 1
             grid = jnp.log(jnp.asarray(np.geomspace(lo_n, hi_n, points) * scale, gaps.dtype))
-            peak: Peak = find_peak(curve, grid, gaps)
+            peak: Peak = find_peak(curve_n, grid, *data)
             if not peak.on_edge:
                 break
             if int(jnp.argmax(peak.chi_grid)) == 0:
                 lo_n /= 8.0
             else:
                 hi_n *= 8.0
-        per_seed = np.asarray(curve(jnp.log(jnp.asarray(lam_collapse * scale, gaps.dtype)), gaps), np.float64)
+        per_seed = np.asarray(curve_n(jnp.log(jnp.asarray(lam_collapse * scale, gaps.dtype)), *data), np.float64)
+        if with_bulk:
+            w_b, chi_b, shift_b = (float(v) for v in _clt_error_terms(a_g, b_g, peak.log_beta, data))
+            bound = w_b
+            mw = observable == "max_weight"  # chi and the peak are those of the max weight only then
+            chi_err = chi_b / abs(float(peak.chi_max)) if mw else float("nan")
+            shift = shift_b / float(peak.log_beta_se) if mw else float("nan")
+        else:
+            bound = float(truncation_bound(gaps, n, peak.beta)[0])
+            chi_err = shift = float("nan")
         rows.append({
             "n": n, "m": mm, "peak": peak,
             "beta": float(peak.beta), "se": float(peak.beta_se),
-            "bound": float(truncation_bound(gaps, n, peak.beta)[0]),
+            "bound": bound, "chi_error": chi_err, "peak_shift": shift, "bulk": with_bulk,
             "collapse_mean": per_seed.mean(0), "collapse_se": per_seed.std(0, ddof=1) / math.sqrt(seeds),
         })
         if progress is not None:
@@ -392,6 +561,9 @@ def scaling_scan(
         value_at_peak=np.array([float(r["peak"].value) for r in rows]),
         chi_max=np.array([float(r["peak"].chi_max) for r in rows]),
         truncation_bound=np.array([r["bound"] for r in rows]),
+        chi_error=np.array([r["chi_error"] for r in rows]),
+        peak_shift=np.array([r["peak_shift"] for r in rows]),
+        bulk=any(r["bulk"] for r in rows),
         fit=fit, fit_finite_size=fit_fs,
         collapse_lambda=lam_collapse,
         collapse_mean=np.stack([r["collapse_mean"] for r in rows]),

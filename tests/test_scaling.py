@@ -122,3 +122,44 @@ def test_truncation_bound_at_huge_n():
     gaps = jnp.asarray([[1e-15, 2e-15, 5e-14]], jnp.float32)
     b = truncation_bound(gaps, 10**15, jnp.asarray([1e15]))
     assert np.isfinite(float(b[0])) and float(b[0]) == pytest.approx(1e15 * math.exp(-1e15 * 4.9e-14), rel=1e-3)
+
+
+def test_choose_m_bulk_meets_its_predicted_tolerance():
+    # the rule's m is the first power of two (from m_min) whose Poisson-limit CLT error is below tol
+    from phasejax.scaling import choose_m_bulk, clt_error_poisson, default_lambda_range
+
+    law = UniformSphere(8)
+    lam = np.geomspace(*default_lambda_range(law), 64)
+    m = choose_m_bulk(law, 10**8, default_lambda_range(law), tol=1e-6)
+    assert np.max(clt_error_poisson(law, m, lam)) < 1e-6 <= np.max(clt_error_poisson(law, m // 2, lam))
+    assert m < choose_m(law, 10**8, lam[0])  # far fewer keys than the neglected-mass rule (capped at 2^20)
+    assert choose_m_bulk(law, 100, default_lambda_range(law)) == 100
+
+
+def test_clt_bound_holds_against_all_keys():
+    """d = 8, n = 2e4, 256 contexts: E[max weight] from m = 32 nearest + the Gaussian bulk against all n keys
+    of the same contexts. The difference must be within the reported bound plus 4 se of the per-context
+    differences (the CLT term is random: it matches the bulk's spread, not its value); and the m nearest
+    alone must miss by far more (so the check has power)."""
+    from phasejax.laws.nearest import tail_log_prob
+    from phasejax.scaling import bulk_gap_curve, default_lambda_range, gap_curve
+
+    law = UniformSphere(8)
+    n, m, seeds = 20000, 32, 256
+    key = jax.random.key(11)
+    full = nearest_gap_samples(law, key, n, n, seeds=seeds, sampler="exact")
+    top = nearest_gap_samples(law, key, n, m, seeds=seeds, sampler="exact")
+    ctx = jax.random.split(key, seeds)
+    xi = jax.vmap(lambda k: jax.random.normal(jax.random.fold_in(k, 1), (4,), top.dtype))(ctx)
+    a, b = (float(v) for v in law.gap_beta_params)
+    data = (top, tail_log_prob(a, b, top[:, -1]), xi, jnp.asarray(float(n - m), top.dtype))
+    lo, hi = default_lambda_range(law)
+    log_b = jnp.log(jnp.asarray(np.array([lo, 4 * lo, 16 * lo, hi]) * n ** (2 / law.alpha), top.dtype))
+    w_bulk = np.asarray(bulk_gap_curve(a, b)(log_b, *data), np.float64)
+    bound = np.asarray(bulk_gap_curve(a, b, part="bound")(log_b, *data), np.float64).mean(0)
+    w_full = np.asarray(gap_curve()(log_b, full), np.float64)
+    w_top = np.asarray(gap_curve()(log_b, top), np.float64)
+    diff = w_bulk - w_full
+    tol = bound + 4 * diff.std(0, ddof=1) / math.sqrt(seeds) + 1e-6 * w_full.mean(0)  # + float32 rounding
+    assert np.all(np.abs(diff.mean(0)) <= tol)
+    assert np.abs(w_top - w_full).mean(0)[0] > 20 * tol[0]

@@ -53,7 +53,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, PRNGKeyArray
 
 from .._checks import InputError, check_int
-from .._numerics.special import beta_quantile_log, lbeta, log1mexp
+from .._numerics.special import beta_quantile_log, lbeta, log1mexp, log_betainc
 from .._random import exponential, log_gamma_variate
 from .base import BetaGapLaw, KeyLaw
 
@@ -63,6 +63,8 @@ __all__ = [
     "nearest_sample",
     "bulk_sums",
     "bulk_moments",
+    "clt_error",
+    "tail_log_prob",
     "check_nearest_law",
     "check_n_m",
 ]
@@ -161,9 +163,10 @@ def nearest_gaps(law: KeyLaw, key: PRNGKeyArray, n: int | float, m: int | float,
     return _nearest_gaps(law, key, n, m, dtype)
 
 
-def bulk_moments(a: float, b: float, log_c, c, d_gap, log_tail, betas, ell, nodes: int):
+def bulk_moments(a: float, b: float, log_c, c, d_gap, log_tail, betas, ell, nodes: int, *, third: bool = False):
     """Conditional mean (4, B) and covariance (B, 4, 4) given u > c of
-    X = (e^{-beta v}, e^{-beta v} u'', e^{-beta v} u''^2, e^{-2 beta v}), v = u - c, u'' = (u - u_(1))/ell.
+    X = (e^{-beta v}, e^{-beta v} u'', e^{-beta v} u''^2, e^{-2 beta v}), v = u - c, u'' = (u - u_(1))/ell;
+    with ``third`` also the third central moment (B,) of Y = e^{-beta v} (for the CLT error, :func:`clt_error`).
 
     Trapezoid rule in s = logit(v / (2 - c)): the integrand decays exponentially at both ends
     (like v^{min(1,a)} at v -> 0 and (2-u)^b at u -> 2) and double-exponentially above
@@ -211,7 +214,13 @@ def bulk_moments(a: float, b: float, log_c, c, d_gap, log_tail, betas, ell, node
     yc = jnp.exp(0.5 * lw[None] + lx) - (centred[:, None] * jnp.exp(0.5 * lw))[None] * mean[:, :, None]
     cov = jnp.einsum("ibg,jbg->bij", yc, yc)
     cov = cov - (1.0 - centred)[:, None, None] * (mean.T[:, :, None] * mean.T[:, None, :])
-    return mean, cov
+    if not third:
+        return mean, cov
+    w = jnp.exp(lw)
+    y0 = jnp.exp(lx0)
+    k3_centred = jnp.sum(w * (y0 - mean[0][:, None]) ** 3, axis=-1)
+    k3_raw = jnp.sum(w * y0**3, axis=-1) - 3.0 * mean[0] * mean[3] + 2.0 * mean[0] ** 3
+    return mean, cov, jnp.where(centred > 0, k3_centred, k3_raw)
 
 
 def _psd_cholesky(cov):
@@ -245,19 +254,23 @@ def nearest_sample(a: float, b: float, key, n: int | float, m: int | float, dtyp
     return 2.0 * jnp.exp(t), math.log(2.0) + t[-1], log1mexp(log_uni[-1])
 
 
-def bulk_sums(a: float, b: float, n_bulk: float, u1, c, log_c, log_tail, betas, xi, nodes: int):
+def bulk_sums(a: float, b: float, n_bulk: float | Array, u1, c, log_c, log_tail, betas, xi, nodes: int, *,
+              cumulants: bool = False):
     """The n_bulk keys above u_(m) = c in the shifted sums (Z, Z1, Z2, Q) of :mod:`phasejax.observables`
     (shift u_(1) = ``u1``): their conditional mean, plus the CLT term sqrt(n_bulk) L xi when ``xi`` (4,) is
     given (L L^T the conditional covariance; docs/theory.md §a).
 
     Returns (sums (4 arrays (B,)), bulk mean share numerator N E[e^{-beta u'}], its sd sqrt(N Var), the
-    Berry-Esseen bound on the Gaussian approximation (constant 0.4748, Shevtsova 2011))."""
+    Berry-Esseen bound on the Gaussian approximation (constant 0.4748, Shevtsova 2011)); with ``cumulants``
+    a fifth entry, kappa_3 = N e^{-3 beta D} E[(Y - EY)^3] (B,): the third cumulant of the bulk's Z sum
+    (D = c - u1, Y = e^{-beta (u - c)}), which the Gaussian leaves out (:func:`clt_error`)."""
     d_gap = c - u1
     pos = betas > 0
     ell = jax.lax.stop_gradient(c + jnp.where(pos, jnp.minimum(1.0 / jnp.where(pos, betas, 1.0), 1.0), 1.0))
-    mean, cov = bulk_moments(a, b, log_c, c, d_gap, log_tail, betas, ell, nodes)
+    mean, cov, *k3 = bulk_moments(a, b, log_c, c, d_gap, log_tail, betas, ell, nodes, third=cumulants)
     var0 = jnp.maximum(cov[:, 0, 0], 0.0)
-    log_n = math.log(n_bulk)
+    # n_bulk: a Python number (static) or an array (traced, e.g. one compiled curve for every n)
+    log_n = math.log(n_bulk) if isinstance(n_bulk, int | float) else jnp.log(n_bulk)
     e1 = jnp.exp(log_n - betas * d_gap)  # N e^{-beta D}
     e2 = jnp.exp(log_n - 2 * betas * d_gap)
     s1 = jnp.exp(0.5 * log_n - betas * d_gap)  # sqrt(N) e^{-beta D}
@@ -268,5 +281,42 @@ def bulk_sums(a: float, b: float, n_bulk: float, u1, c, log_c, log_tail, betas, 
         fluct = [s1 * fl[:, 0], ell * s1 * fl[:, 1], ell * ell * s1 * fl[:, 2], s2 * fl[:, 3]]
         sums = [jnp.maximum(x + f, 0.0) for x, f in zip(sums, fluct, strict=True)]
     sd_safe = jnp.sqrt(jnp.where(var0 > 0, var0, 1.0))
-    clt = jnp.where(var0 > 0, jnp.minimum(_BERRY_ESSEEN / (sd_safe * math.sqrt(n_bulk)), 1.0), 0.0)
-    return tuple(sums), e1 * mean[0], s1 * jnp.where(var0 > 0, sd_safe, 0.0), clt
+    clt = jnp.where(var0 > 0, jnp.minimum(_BERRY_ESSEEN / (sd_safe * jnp.exp(0.5 * log_n)), 1.0), 0.0)
+    out = (tuple(sums), e1 * mean[0], s1 * jnp.where(var0 > 0, sd_safe, 0.0), clt)
+    if cumulants:
+        out = (*out, jnp.exp(log_n - 3 * betas * d_gap) * k3[0])
+    return out
+
+
+def clt_error(z, kappa3, bulk_sd, d_gap, betas):
+    """The error in the max weight 1/Z that the Gaussian bulk (mean + CLT term) leaves, per context (B,).
+
+    B: the bulk's Z sum (terms x = e^{-beta (u - u_(1))} in [0, e^{-beta D}], cumulants kappa_j); G: its
+    Gaussian (same mean mu, variance sigma^2); Z = Z_top + mu. Expanding f(x) = 1/(Z_top + x) about mu
+    (f''' = -6/Z^4, f'''' = 24/Z^5): E f(G) - E f(B) = kappa_3 / Z^4 - kappa_4 / Z^5 + ...
+
+    Returns (bias, bound): the signed leading term kappa_3 / Z^4 (Gaussian minus exact; its log-beta
+    derivatives give the error in chi and in the peak), and the bound on the first two terms
+    |kappa_3| / Z^4 + 4 sigma^2 e^{-2 beta D} / Z^5 (|kappa_4| <= 4 N x_max^2 Var x for x in [0, x_max]).
+    Relative to 1/Z the bound is <= fluct^2 q (1 + 4 q), fluct = sigma/Z, q = e^{-beta D}/Z (the weight of
+    the m-th key); further terms carry further powers of q.
+
+    >>> import jax.numpy as jnp
+    >>> bias, bound = clt_error(jnp.array([2.0]), jnp.array([0.16]), jnp.array([0.5]), 1.0, jnp.array([0.0]))
+    >>> round(float(bias[0]), 6), round(float(bound[0]), 6)
+    (0.01, 0.04125)
+    """
+    z4 = z**4
+    bias = kappa3 / z4
+    bound = jnp.abs(kappa3) / z4 + 4.0 * bulk_sd**2 * jnp.exp(-2.0 * betas * d_gap) / (z4 * z)
+    return bias, bound
+
+
+def tail_log_prob(a: float, b: float, c):
+    """log(1 - F(c)) = log P(u > c) for u/2 ~ Beta(a, b): the bulk's conditioning probability at u_(m) = c.
+
+    >>> import jax.numpy as jnp
+    >>> round(float(jnp.exp(tail_log_prob(1.0, 1.0, jnp.asarray(0.5)))), 6)  # S^2: u/2 uniform
+    0.75
+    """
+    return log1mexp(jnp.minimum(log_betainc(a, b, jnp.log(c) - math.log(2.0)), 0.0))

@@ -28,7 +28,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
 from .._checks import InputError, check_option, check_real
-from ..schedules._config import need_key, rope_attention_factor, rope_dicts
+from ..schedules import rope_attention_factor, rope_dicts
 
 ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "longrope", "llama3")
 
@@ -62,7 +62,13 @@ def rope_parameters(config: dict) -> dict:
 
 
 def _factor(rope: dict, name: str) -> float:
-    return check_real(f"rope_scaling.{name}", need_key(rope, name, "rope_scaling"), positive=True)
+    return check_real(f"rope_scaling.{name}", _required(rope, name), positive=True)
+
+
+def _required(rope: dict, name: str):
+    if rope.get(name) is None:
+        raise InputError(f"rope_scaling of rope_type {rope['rope_type']!r} needs {name!r}; got keys {sorted(rope)}")
+    return rope[name]
 
 
 def _scaling_factor(rope: dict, config: dict) -> float:
@@ -107,8 +113,7 @@ def inverse_frequencies(config: dict, *, seq_len: int) -> tuple[np.ndarray, floa
         ramp = np.clip((np.arange(dim // 2) - low) / ((high + 0.001 if low == high else high) - low), 0, 1)
         inv = inv / factor * ramp + inv * (1 - ramp)
     elif kind == "longrope":
-        ext = need_key(rope, "long_factor" if seq_len > rope["original_max_position_embeddings"] else "short_factor",
-                       "rope_scaling")
+        ext = _required(rope, "long_factor" if seq_len > rope["original_max_position_embeddings"] else "short_factor")
         if len(ext) != dim // 2:
             raise InputError(f"rope_scaling long_factor/short_factor must have {dim // 2} entries, got {len(ext)}")
         inv = inv / np.asarray(ext, dtype=np.float64)

@@ -50,7 +50,7 @@ schedule is host-side NumPy float64. Options are keyword-only, validated eagerly
 naming the parameter, the value and what is accepted).
 """
 
-from ._config import HF_ROPE_TYPES, ROPE_TYPES, rope_attention_factor
+from ._config import HF_ROPE_TYPES, ROPE_TYPES, rope_attention_factor, rope_dicts
 from ._deployed import ENGINES, Component, DeployedSchedule, LayerType, from_config
 from ._scalar import (
     SCHEDULE_NAMES,
@@ -97,6 +97,7 @@ __all__ = [
     "longrope_attention_factor",
     "qwen_logn",
     "rope_attention_factor",
+    "rope_dicts",
     "schedule_beta",
     "soft_cap",
     "soft_cap_effective_beta",

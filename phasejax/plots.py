@@ -447,3 +447,47 @@ def entropy_figure(path, e):
     ax.grid(alpha=0.3)
     fig.suptitle(f"Entropy crossovers, d={e['d']}: global -> local averaging -> Poisson -> 0", fontsize=10)
     return save_figure(fig, path)
+
+
+def _model_grid(r, name):
+    """(num_layers, num_heads) table of a per-head field of a ``ModelDiagnosis.to_dict()``."""
+    return np.array([[np.nan if v is None else v for v in row] for row in r["tables"][name]], dtype=np.float64)
+
+
+def model_lambda_figure(path, r):
+    """Layer x head map of lambda/lambda* (log colour scale) from ``ModelDiagnosis.to_dict()``."""
+    from matplotlib.colors import LogNorm
+
+    plt = _pyplot()
+    lam = _model_grid(r, "lambda_ratio")
+    fig, ax = plt.subplots(figsize=(1.2 + 0.45 * lam.shape[1], 1.2 + 0.45 * lam.shape[0]))
+    span = float(np.nanmax(np.abs(np.log10(lam)))) if np.any(np.isfinite(lam)) else 1.0
+    span = max(span, 0.1)
+    im = ax.imshow(lam, cmap="RdBu_r", norm=LogNorm(vmin=10**-span, vmax=10**span), aspect="auto")
+    ax.set_xticks(range(lam.shape[1]), [str(h) for h in r["head_index"]], fontsize=7)
+    ax.set_yticks(range(lam.shape[0]), [str(n) for n in r["layer_index"]], fontsize=7)
+    ax.set_xlabel("head")
+    ax.set_ylabel("layer")
+    fig.colorbar(im, ax=ax, label="$\\lambda/\\lambda^*$ (1: susceptibility peak)")
+    ax.set_title(f"{r['model_type']}: $\\lambda/\\lambda^*$ at n = {r['context_length']:g}", fontsize=9)
+    return save_figure(fig, path)
+
+
+def model_max_weight_figure(path, r):
+    """Measured (mean +- 2 se over queries) against Poisson-limit predicted E[max weight], one point per head."""
+    plt = _pyplot()
+    pred = _model_grid(r, "E_max_weight")
+    meas = _model_grid(r, "max_weight")
+    se = np.array([h["max_weight_se"] or 0.0 for h in r["heads"]], dtype=np.float64).reshape(pred.shape)
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    for i, layer in enumerate(r["layer_index"]):
+        ax.errorbar(pred[i], meas[i], yerr=2 * se[i], fmt="o", ms=4, capsize=2, label=f"layer {layer}")
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="measured = predicted")
+    ax.set_xlim(0, 1.02)
+    ax.set_ylim(0, 1.02)
+    ax.set_xlabel("predicted E[max weight] (Poisson limit, fitted alpha, C)")
+    ax.set_ylabel("measured max weight (mean over queries, +-2 se)")
+    ax.set_title(f"{r['model_type']}: {r['num_tokens']} tokens", fontsize=9)
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)

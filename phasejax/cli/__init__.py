@@ -24,6 +24,7 @@ _COMMAND_MODULES = (
     "limit_laws",
     "heat",
     "diagnose",
+    "model",
     "schedules",
     "learn",
     "reproduce",

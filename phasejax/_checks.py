@@ -39,6 +39,52 @@ def check_int(name: str, value, *, minimum: int | None = None, maximum: int | No
     return v
 
 
+SEED_LIMIT = 2**63  # seeds are 0 <= seed < 2^63 (a signed 64-bit integer, never reduced)
+
+
+def check_seed(seed, name: str = "seed") -> int:
+    """A PRNG seed as a Python int with ``0 <= seed < 2^63``, else an :class:`InputError`.
+
+    The seed is never reduced (no ``mod 2^32``): :func:`phasejax._random.key_from_seed` turns all 64
+    bits into the key, so ``2^32`` and ``0`` give different streams in float32 and float64 alike.
+
+    >>> check_seed(2**32)
+    4294967296
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InputError(f"{name} must be an integer 0 <= {name} < 2^63, got {seed!r}")
+    v = int(seed)
+    if not 0 <= v < SEED_LIMIT:
+        raise InputError(f"{name} must be an integer 0 <= {name} < 2^63 = {SEED_LIMIT}, got {v}")
+    return v
+
+
+def parse_int(text: str, name: str = "value") -> int:
+    """An integer written in decimal (``1000``) or exact scientific notation (``1e6``), parsed exactly from
+    the string: ``9007199254740993`` stays itself (a float would round it to 2^53); ``2.5`` and ``1e-3``
+    are refused.
+
+    >>> parse_int("9007199254740993")
+    9007199254740993
+    >>> parse_int("1e6")
+    1000000
+    """
+    from decimal import Decimal, InvalidOperation
+
+    t = str(text).strip()
+    try:
+        return int(t)
+    except ValueError:
+        pass
+    try:
+        dec = Decimal(t)
+    except (InvalidOperation, ValueError):
+        raise InputError(f"{name} must be an integer, got {text!r}") from None
+    if not dec.is_finite() or dec != dec.to_integral_value() or abs(dec.adjusted()) > 4300:
+        raise InputError(f"{name} must be an integer, got {text!r}")
+    return int(dec)
+
+
 def check_real(
     name: str,
     value,
@@ -83,6 +129,11 @@ def check_betas(betas, name: str = "betas"):
         raise InputError(f"{name} must be finite, got {arr.tolist() if arr.size < 8 else arr}")
     if np.any(arr < 0):
         raise InputError(f"{name} must be >= 0 (beta multiplies <q,k>), got min {arr.min()!r}")
+    dt = np.dtype(jax.numpy.result_type(float)) if arr.dtype.kind != "f" or arr.dtype.itemsize > 4 else arr.dtype
+    tiny = float(np.finfo(dt).tiny)
+    if np.any((arr > 0) & (arr < tiny)):
+        raise InputError(f"{name} must be 0 or >= {tiny:.4g} (the smallest normal {dt.name}; below it beta "
+                         f"underflows towards 0), got min {float(arr[arr > 0].min())!r}")
     return betas
 
 
@@ -131,9 +182,27 @@ def check_option(name: str, value, allowed: Iterable[str]) -> str:
 
 def check_lengths(name: str, n) -> np.ndarray:
     """Context lengths (numbers of keys) as a 1-D float64 array, each finite and >= 1."""
-    arr = np.atleast_1d(np.asarray(n, dtype=np.float64)) if np.asarray(n).dtype.kind in "iuf" else None
-    if arr is None:
+    raw = np.asarray(n) if not isinstance(n, int) else np.asarray(n, dtype=object)
+    if raw.dtype == object:  # Python ints beyond int64: exact only if a float64 holds them
+        try:
+            vals = [int(v) for v in np.atleast_1d(raw).ravel()]
+        except (TypeError, ValueError):
+            raise InputError(f"{name} must be numbers of keys (>= 1), got {n!r}") from None
+        raw = np.asarray([float(v) for v in vals], dtype=np.float64)
+        bad = [v for v, f in zip(vals, raw, strict=True) if math.isfinite(f) and int(f) != v]
+        if bad:
+            raise InputError(f"{name} = {bad[0]} is not exactly representable as a float64 (above 2^53 only even "
+                             f"integers are); use a nearby representable length such as {int(float(bad[0]))}")
+    if raw.dtype.kind not in "iuf":
         raise InputError(f"{name} must be numbers of keys (>= 1), got {n!r}")
+    arr = np.atleast_1d(np.asarray(raw, dtype=np.float64))
+    if raw.dtype.kind in "iu":
+        ints = np.atleast_1d(raw)
+        mism = ints[arr.astype(object) != ints.astype(object)] if arr.size else ints[:0]
+        if mism.size:
+            raise InputError(f"{name} = {int(mism[0])} is not exactly representable as a float64 (above 2^53 "
+                             f"only even integers are); use a nearby representable length such as "
+                             f"{int(float(mism[0]))}")
     check_array(name, arr, ndim=1)
     if np.any(arr < 1):
         raise InputError(f"{name} must be >= 1 (numbers of keys), got min {arr.min()!r}")

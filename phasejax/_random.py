@@ -14,7 +14,32 @@ import math
 import jax
 import jax.numpy as jnp
 
-__all__ = ["uniform_open", "uniform_from_bits", "exponential", "log_gamma_variate"]
+__all__ = ["key_from_seed", "uniform_open", "uniform_from_bits", "exponential", "log_gamma_variate"]
+
+
+def key_from_seed(seed: int):
+    """The PRNG key of an integer seed ``0 <= seed < 2^63`` from all 64 bits, in float32 and float64 alike.
+
+    The threefry key data is the two uint32 words (hi, lo) = (seed >> 32, seed & (2^32 - 1)) -- exactly what
+    ``jax.random.key(seed)`` builds under ``jax_enable_x64`` -- so a seed below 2^31 gives the same key as
+    ``jax.random.key(seed)`` in both modes, and ``2^32`` never collapses onto ``0`` (without x64,
+    ``jax.random.key`` would take the seed mod 2^32, or overflow).
+
+    >>> import jax
+    >>> bool((jax.random.key_data(key_from_seed(7)) == jax.random.key_data(jax.random.key(7))).all())
+    True
+    >>> [int(w) for w in jax.random.key_data(key_from_seed(2**32))]
+    [1, 0]
+    """
+    import numpy as np
+
+    from ._checks import check_seed
+
+    s = check_seed(seed)
+    data = np.array([s >> 32, s & 0xFFFFFFFF], dtype=np.uint32)
+    if jax.config.jax_default_prng_impl != "threefry2x32":  # another impl: fold the high word in
+        return jax.random.fold_in(jax.random.key(int(data[1]) & 0x7FFFFFFF), int(s >> 31))
+    return jax.random.wrap_key_data(data)
 
 
 def uniform_from_bits(bits, dtype):

@@ -351,10 +351,12 @@ def _sampled_observables(law, key, betas, n, top_k, chunk, dtype):
     chunk, n_chunks = _chunking(n, chunk)
     state = Accumulator.init(betas, top_k=top_k, dtype=dtype)
     idx = jnp.arange(chunk)
+    last = n_chunks - 1
+    rem = n - last * chunk  # keys in the last chunk (a host int <= chunk: no int32 overflow at n >= 2^31)
 
     def body(s, c):
         u = law.sample_gaps(jax.random.fold_in(key, c), chunk, dtype=dtype)
-        return s.update(betas, u, c * chunk + idx < n), None
+        return s.update(betas, u, (c < last) | (idx < rem)), None
 
     state, _ = jax.lax.scan(body, state, jnp.arange(n_chunks))
     return state.finish(betas)
@@ -384,7 +386,13 @@ def sampled_observables(
     top_k = check_int("top_k", top_k, minimum=1)
     chunk = check_int("chunk", chunk, minimum=1)
     dtype = jnp.result_type(float)
+    if -(-n // min(chunk, n)) >= 2**31:
+        raise InputError(f"n = {n} needs {-(-n // min(chunk, n))} chunks of {min(chunk, n)} keys, more than the 2^31 "
+                         "a scan can count; raise chunk or use the nearest sampler (--sampler nearest)")
     if transform is not None:
+        if n >= 2**31:
+            raise InputError(f"n = {n} >= 2^31 with a logit transform: the exact sampler's key index overflows "
+                             "int32; use the nearest sampler (--sampler nearest) or n < 2^31")
         return _transformed_sampled_observables(law, key, _as_betas(betas, dtype), _check_transform(transform), n,
                                                 top_k, chunk, dtype)
     return _sampled_observables(law, key, _as_betas(betas, dtype), n, top_k, chunk, dtype)

@@ -410,6 +410,7 @@ class ScalingResult:
     chi_error: np.ndarray | None = None
     peak_shift: np.ndarray | None = None
     bulk: bool = False
+    on_edge: np.ndarray | None = None  # True: the peak stayed on a grid edge after widening; left out of the fits
 
     @property
     def lambda_peak(self) -> np.ndarray:
@@ -541,7 +542,7 @@ def scaling_scan(
             bound = float(truncation_bound(gaps, n, peak.beta)[0])
             chi_err = shift = float("nan")
         rows.append({
-            "n": n, "m": mm, "peak": peak,
+            "n": n, "m": mm, "peak": peak, "on_edge": bool(peak.on_edge),
             "beta": float(peak.beta), "se": float(peak.beta_se),
             "bound": bound, "chi_error": chi_err, "peak_shift": shift, "bulk": with_bulk,
             "collapse_mean": per_seed.mean(0), "collapse_se": per_seed.std(0, ddof=1) / math.sqrt(seeds),
@@ -551,9 +552,18 @@ def scaling_scan(
     n_arr = np.array(ns, np.float64)
     beta = np.array([r["beta"] for r in rows])
     se = np.array([r["se"] for r in rows])
-    fit = fit_power_law(n_arr, beta, se, scale_by_chi2=scale_by_chi2)
-    fit_fs = (fit_power_law(n_arr, beta, se, finite_size_omega=2 / alpha, scale_by_chi2=scale_by_chi2)
-              if len(ns) >= 4 and math.isfinite(alpha) else None)
+    edge = np.array([r["on_edge"] for r in rows], bool)
+    keep = ~edge  # a peak still on a grid edge is a bound, not an estimate: flagged and left out of the fits
+    if keep.sum() < 2:
+        where = ", ".join(f"{n:g}" for n, e in zip(ns, edge, strict=True) if e)
+        raise InputError(
+            f"the susceptibility peak stays on an edge of the lambda grid at n = {where} even after widening it "
+            f"8-fold 3 times (lambda_range = ({lo:g}, {hi:g})), leaving {int(keep.sum())} of {len(ns)} n for the "
+            f"fit (needs 2); widen lambda_range (--lambda-min/--lambda-max) around lambda* of the law")
+    fit = fit_power_law(n_arr[keep], beta[keep], se[keep], scale_by_chi2=scale_by_chi2)
+    fit_fs = (fit_power_law(n_arr[keep], beta[keep], se[keep], finite_size_omega=2 / alpha,
+                            scale_by_chi2=scale_by_chi2)
+              if keep.sum() >= 4 and math.isfinite(alpha) else None)
     return ScalingResult(
         law_name=type(law).__name__, d=law.d, alpha=alpha, C=law.C, n=n_arr,
         m=np.array([r["m"] for r in rows]), seeds=seeds, sampler="+".join(sorted(samplers)),
@@ -563,7 +573,7 @@ def scaling_scan(
         truncation_bound=np.array([r["bound"] for r in rows]),
         chi_error=np.array([r["chi_error"] for r in rows]),
         peak_shift=np.array([r["peak_shift"] for r in rows]),
-        bulk=any(r["bulk"] for r in rows),
+        bulk=any(r["bulk"] for r in rows), on_edge=edge,
         fit=fit, fit_finite_size=fit_fs,
         collapse_lambda=lam_collapse,
         collapse_mean=np.stack([r["collapse_mean"] for r in rows]),

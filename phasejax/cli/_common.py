@@ -19,6 +19,8 @@ from ..runtime.io import jsonable
 
 __all__ = [
     "positive_int",
+    "seed",
+    "integer",
     "count",
     "real",
     "nonneg_real",
@@ -39,13 +41,39 @@ __all__ = [
 
 
 def positive_int(text: str) -> int:
+    """An integer >= 1, parsed exactly from the string (``1e6`` ok; ``9007199254740993`` is not rounded)."""
+    from .._checks import parse_int
+
     try:
-        v = float(text)
-    except ValueError:
+        v = parse_int(text)
+    except InputError:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if not math.isfinite(v) or v < 1 or v != int(v):
+    if v < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return int(v)
+    return v
+
+
+def seed(text: str) -> int:
+    """A PRNG seed 0 <= seed < 2^63, parsed exactly (never reduced mod 2^32)."""
+    from .._checks import SEED_LIMIT, parse_int
+
+    try:
+        v = parse_int(text)
+    except InputError:
+        raise argparse.ArgumentTypeError(f"expected an integer seed 0 <= seed < 2^63, got {text!r}") from None
+    if not 0 <= v < SEED_LIMIT:
+        raise argparse.ArgumentTypeError(f"expected an integer seed 0 <= seed < 2^63 = {SEED_LIMIT}, got {text!r}")
+    return v
+
+
+def integer(text: str) -> int:
+    """Any integer, parsed exactly from the string (range checks are the command's)."""
+    from .._checks import parse_int
+
+    try:
+        return parse_int(text)
+    except InputError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
 
 
 def count(text: str) -> int:
@@ -82,7 +110,7 @@ def add_output_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--out", default=None, help="results folder (default runs/<command>-<timestamp>/)")
     g.add_argument("--json", action="store_true", help="print one JSON object on stdout instead of the table")
     g.add_argument("--x64", action="store_true", help="compute in float64 (jax_enable_x64)")
-    g.add_argument("--seed", type=int, default=0, help="PRNG seed (default 0)")
+    g.add_argument("--seed", type=seed, default=0, help="PRNG seed, 0 <= seed < 2^63 (default 0)")
     g.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 

@@ -155,7 +155,18 @@ def run(args):
     progress = C.Progress(len(sizes), "diagnose: subsample peaks", quiet=args.quiet or args.json)
     measured = _measure(fit, queries, keys_used, sizes, args.seeds, args.seed, progress) if sizes else []
     n_arr = np.asarray(ns, np.float64)
-    bp, bp_se = fit.beta_peak(n_arr)
+    if not (math.isfinite(fit.C) and fit.C > 0 and math.isfinite(fit.alpha) and fit.alpha > 0):
+        raise InputError(
+            f"keys: the tail fit of {args.keys!r} (shape {keys.shape}) has alpha = {fit.alpha:.4g}, C = {fit.C:.4g}, "
+            "outside float64 (the local exponent ~ d - 1 is too large for the number of keys); "
+            "use keys of lower dimension or more rows")
+    try:
+        bp, bp_se = fit.beta_peak(n_arr)
+    except (ValueError, OverflowError, ZeroDivisionError):  # lambda*^(-h) C outside float64
+        bp = np.full_like(n_arr, np.nan)
+    if not (np.all(np.isfinite(bp)) and np.all(bp > 0)):
+        raise InputError(f"keys: the predicted beta_peak(n) of {args.keys!r} is not finite (alpha = {fit.alpha:.4g}, "
+                         f"C = {fit.C:.4g}); use keys of lower dimension or more rows")
     lam_star = fit.lambda_star()
     meas = [None] * len(ns)
     meas_se = [None] * len(ns)

@@ -17,6 +17,7 @@ import math
 import numpy as np
 
 from .._checks import InputError
+from .._random import key_from_seed
 from ..plots import heat_gain_figure
 from . import _common
 
@@ -48,12 +49,14 @@ def add_arguments(p) -> None:
 
 
 def _validate(args):
+    from ..heat.theory import HEAT_D_MAX
     from ..heat.zonal import zonal_density_bound
 
-    if args.d < 2:
-        raise InputError(f"--d must be an integer >= 2 (tokens on S^(d-1)), got {args.d}")
-    if args.l < 1:
-        raise InputError(f"--l must be an integer >= 1 (the degree of a zonal mode), got {args.l}")
+    if not 2 <= args.d <= HEAT_D_MAX:
+        raise InputError(f"--d must be an integer 2 <= d <= {HEAT_D_MAX} (tokens on S^(d-1); the exact gain's "
+                         f"Gauss-Jacobi quadrature is not finite beyond), got {args.d}")
+    if not 1 <= args.l <= L_MAX:
+        raise InputError(f"--l must be an integer 1 <= l <= {L_MAX} (the degree of a zonal mode), got {args.l}")
     lo, hi = zonal_density_bound(args.d, args.l)
     if args.eps == 0 or not lo <= args.eps <= hi:
         raise InputError(
@@ -65,10 +68,49 @@ def _validate(args):
     if args.seeds < 2:
         raise InputError(f"--seeds must be >= 2 for a standard error over seeds, got {args.seeds}")
     if args.beta is not None:
-        return np.asarray(sorted(args.beta), dtype=float)
-    if args.beta_max < args.beta_min:
-        raise InputError(f"--beta-max must be >= --beta-min, got {args.beta_max} < {args.beta_min}")
-    return np.geomspace(args.beta_min, args.beta_max, args.beta_points)
+        betas = np.asarray(sorted(args.beta), dtype=float)
+    else:
+        if args.beta_max < args.beta_min:
+            raise InputError(f"--beta-max must be >= --beta-min, got {args.beta_max} < {args.beta_min}")
+        if args.beta_points > BETA_POINTS_MAX:
+            raise InputError(f"--beta-points must be <= {BETA_POINTS_MAX} (one pass over the cloud each), "
+                             f"got {args.beta_points}")
+        betas = np.geomspace(args.beta_min, args.beta_max, args.beta_points)
+    _check_theory_domain(args, betas)
+    from ..runtime.memory import check_memory
+
+    # the cloud (N, d) plus the step's output and a query x key block (chunked), float64 at most
+    check_memory(8.0 * args.N * args.d * 4 + 8.0 * 4096 * 4096, "--N", f"a cloud of {args.N} tokens in d={args.d}")
+    return betas
+
+
+L_MAX = 4096  # the Gegenbauer recurrence is O(l) per token; beyond, P_l is not resolved by a cloud anyway
+BETA_POINTS_MAX = 10_000
+FINITE_N_MAX = 0.25  # the O(1/N) correction is used while max(Q, S)/(N - 1) <= this
+
+
+def _check_theory_domain(args, betas):
+    """Refuse inputs whose exact or finite-N gain cannot be computed (instead of printing null or nonsense)."""
+    import warnings
+
+    from ..heat import exact_gain
+    from ..heat.theory import finite_n_scale
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        g = np.asarray(exact_gain(args.d, args.l, float(args.eps), betas), dtype=float)
+        scale = finite_n_scale(args.d, betas, self_interaction=args.self_interaction)
+    if not np.all(np.isfinite(g)):
+        bad = float(betas[~np.isfinite(g)][0])
+        raise InputError(f"--beta {bad:g}: the exact gain is not finite for d={args.d}, l={args.l} "
+                         "(the Bessel-ratio multipliers overflow); use a smaller --beta")
+    need = 1 + scale / FINITE_N_MAX
+    if not need <= args.N:
+        what = "max(Q, S)" if args.self_interaction else "Q"
+        raise InputError(
+            f"--N {args.N} is too small for the O(1/N) finite-N gain at beta <= {float(betas.max()):g}, d={args.d}: "
+            f"{what} = {scale:.4g} needs N >= {need:.4g} ({what}/(N-1) <= {FINITE_N_MAX}); "
+            "raise --N or lower --beta" + ("" if math.isfinite(need) else " (the self term alone is e^beta)"))
 
 
 def run(args):
@@ -81,7 +123,7 @@ def run(args):
     from ..runtime import io
 
     d, l, eps, n = args.d, args.l, float(args.eps), int(args.N)
-    key = jax.random.key(args.seed)
+    key = key_from_seed(args.seed)
     prog = _common.Progress(args.seeds * len(betas), "heat", quiet=args.quiet)
     g_seeds = np.zeros((args.seeds, len(betas)))
     g_inf_seeds = np.zeros((args.seeds, len(betas)))

@@ -18,6 +18,7 @@ import os
 import numpy as np
 
 from .._checks import InputError
+from .._random import key_from_seed
 from ..plots import learn_figure
 from . import _common as C
 
@@ -68,7 +69,17 @@ def validate(args):
         raise InputError(f"--steps must be >= 16 (the estimate averages the last quarter), got {args.steps}")
     if args.batch % args.contexts:
         raise InputError(f"--batch ({args.batch}) must be a multiple of --contexts ({args.contexts})")
+    if d > 4096:
+        raise InputError(f"--d must be <= 4096 (every key is a d-vector), got {d}")
+    if args.n_points > 64:
+        raise InputError(f"--n-points must be <= 64 (one training per n), got {args.n_points}")
     ns = np.unique(np.round(np.geomspace(args.n_min, args.n_max, args.n_points)).astype(np.int64))
+    from ..runtime.memory import check_memory
+
+    # one step of every lockstep run: contexts x n keys (d + 2 numbers each) and queries x n weights, with the
+    # gradient's temporaries (x16: measured, XLA asked 31 GB at --runs 1e4 on the defaults), float64 at most
+    per_run = (args.contexts * (d + 2) + args.batch) * float(ns.sum()) * 8 * 16
+    check_memory(args.runs * per_run, "--runs", f"{args.runs} runs of contexts x n keys (n up to {int(ns.max())})")
     return d, tasks, [int(v) for v in ns]
 
 
@@ -168,8 +179,9 @@ def run(args):
 
     quiet = args.quiet or args.json
     progress = C.Progress(args.steps * len(step_groups(ns, tasks)), "learn steps", quiet=quiet)
-    res = scan(d, tasks, ns, key=jax.random.key(args.seed), steps=args.steps, runs=args.runs, lr=args.lr,
+    res = scan(d, tasks, ns, key=key_from_seed(args.seed), steps=args.steps, runs=args.runs, lr=args.lr,
                batch=args.batch, contexts=args.contexts, beta0=args.beta0, progress=progress)
+    _check_learned(args, res)
     primary = res[tasks[0]]
     result = {
         "d": d, "task": args.task, "tasks": tasks, "seed": args.seed, "steps": args.steps, "runs": args.runs,
@@ -180,6 +192,23 @@ def run(args):
     result["by_task"] = {t: public_result(r) for t, r in res.items()}
     result["files"] = _write(out_dir, args, res, result)
     return result, learn_table(result, res)
+
+
+def _check_learned(args, res) -> None:
+    """Refuse a training whose beta never moved: zero spread over runs and a non-finite or zero-error fit mean the
+    softmax was saturated (all weight on one key, gradient 0 in log beta), not that it converged."""
+    for t, r in res.items():
+        for k in ("beta_learned", "beta_final"):
+            se = r.get(k + "_se")
+            if se is None:
+                continue
+            v, se = np.asarray(r[k], float), np.asarray(se, float)
+            if not np.all(np.isfinite(v)) or (args.runs > 1 and np.any(se <= 0)):
+                raise InputError(
+                    f"--beta0 {args.beta0:g}: the {t} heads did not move from their start ({k} = "
+                    f"{float(np.ravel(v)[0]):.4g}, se {float(np.ravel(se)[0]):.2g} over {args.runs} runs): the "
+                    "softmax is saturated and the gradient in log beta vanishes; start nearer the critical scale "
+                    "(--beta0 1 to 1e3)")
 
 
 _PUBLIC = ("n", "beta_learned", "beta_learned_se", "beta_opt_theory", "beta_opt_large_n", "beta_opt_asymptotic",

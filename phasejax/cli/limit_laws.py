@@ -8,6 +8,7 @@ import os
 import numpy as np
 
 from .._checks import InputError
+from .._random import key_from_seed
 from ..plots import critical_figure, entropy_figure, subcritical_figure, supercritical_figure
 from . import _common as C
 
@@ -42,12 +43,18 @@ def run(args):
         raise InputError(f"--n-max must be >= 100, got {args.n_max}")
     if args.seeds < 50:
         raise InputError(f"--seeds must be >= 50 for the distribution tests, got {args.seeds}")
+    if args.d > 1024:
+        raise InputError(f"--d must be <= 1024, got {args.d}")
+    beta_c = float(args.n_max) ** (2.0 / (args.d - 1))  # the critical scale n^(2/alpha) at the largest n
+    if not args.beta < beta_c:
+        raise InputError(f"--beta {args.beta:g} is not subcritical at --n-max {args.n_max}: the fixed-beta law needs "
+                         f"beta < n^(2/(d-1)) = {beta_c:.4g}")
     out = C.setup(args, "limit-laws")
     import jax
 
     from .. import limits
 
-    key = jax.random.key(args.seed)
+    key = key_from_seed(args.seed)
     decades = int(math.floor(math.log10(args.n_max)))
     n_sub = [10**k for k in range(2, decades + 1)]
     n_crit = [10**k for k in range(1, decades + 1)]

@@ -8,6 +8,7 @@ import time
 import numpy as np
 
 from .._checks import InputError
+from .._random import key_from_seed
 from ..plots import scaling_collapse_figure, scaling_peaks_figure
 from . import _common as C
 
@@ -74,7 +75,7 @@ def run(args):
     dtype = "float64" if jax.config.jax_enable_x64 else "float32"
     store = CellStore(out, run_config(args, command=NAME, ns=ns, dtype=dtype), resume=args.resume)
     res = scaling_scan(
-        law, ns, key=jax.random.key(args.seed), seeds=args.seeds, sampler=args.sampler, m=args.m,
+        law, ns, key=key_from_seed(args.seed), seeds=args.seeds, sampler=args.sampler, m=args.m,
         observable=args.observable, grid_points=args.grid_points,
         lambda_range=None if args.lambda_min is None else (args.lambda_min, args.lambda_max),
         progress=progress, devices=parallel["local_devices"], checkpoint=store,
@@ -83,10 +84,12 @@ def run(args):
     lam_theory = C.lambda_star_of(law) if args.observable == "max_weight" else None
     # lambda* with the exponent fixed at 2/alpha: weighted mean of log(beta_peak / n^(2/alpha)); far more precise
     # than the free fit's intercept e^a, which extrapolates to n = 1
-    w = (res.beta_peak / res.beta_peak_se) ** 2
+    on_edge = np.zeros(len(res.n), bool) if res.on_edge is None else np.asarray(res.on_edge, bool)
+    w = np.where(on_edge, 0.0, (res.beta_peak / res.beta_peak_se) ** 2)  # edge peaks are bounds: not in the fits
     log_lam = float(np.sum(w * np.log(res.lambda_peak)) / np.sum(w))
     chi2_fixed = float(np.sum(w * (np.log(res.lambda_peak) - log_lam) ** 2))
-    birge_fixed = max(1.0, float(np.sqrt(chi2_fixed / (len(w) - 1)))) if len(w) > 1 else 1.0  # as the free fit
+    k_fit = int(np.sum(~on_edge))
+    birge_fixed = max(1.0, float(np.sqrt(chi2_fixed / (k_fit - 1)))) if k_fit > 1 else 1.0  # as the free fit
     lam_fixed = float(np.exp(log_lam))
     lam_fixed_se = float(np.exp(log_lam) / np.sqrt(np.sum(w))) * birge_fixed
     fit = res.fit
@@ -106,6 +109,10 @@ def run(args):
         "lambda_peak_se": res.beta_peak_se / res.n ** (2 / res.alpha),
         "value_at_peak": res.value_at_peak,
         "truncation_bound": res.truncation_bound,
+        "on_edge": on_edge,  # True: the peak stayed on a grid edge after widening (a bound), left out of the fits
+        "bulk": res.bulk,  # True: the bulk term is on where it pays, truncation_bound its CLT error (scaling_scan)
+        "chi_error": res.chi_error,
+        "peak_shift": res.peak_shift,
         "exponent": fit.b,
         "exponent_se": fit.b_se,
         "exponent_ci95": fit.ci95[1],
@@ -191,18 +198,21 @@ def _table(r):
             f"{n:.4g}", r["m"][i],
             f"{r['beta_peak'][i]:.5g} +- {r['beta_peak_se'][i]:.2g}",
             f"{r['lambda_peak'][i]:.4f} +- {r['lambda_peak_se'][i]:.4f}",
-            r["value_at_peak"][i], f"{r['truncation_bound'][i]:.1e}",
+            r["value_at_peak"][i], f"{r['truncation_bound'][i]:.1e}", "EDGE" if r["on_edge"][i] else "",
         ])
     head = (f"{r['geometry']}  d={r['d']}  alpha={r['alpha']:g}  C={r['C']:.5g}  seeds={r['seeds']}  "
             f"sampler={r['sampler']}  dtype={r['dtype']}  observable={r['observable']}")
     table = C.format_table(
-        ["n", "m", "beta_peak +- se", "beta_peak/n^(2/alpha)", "E[obs] at peak", "trunc. bound"], rows, title=head
+        ["n", "m", "beta_peak +- se", "beta_peak/n^(2/alpha)", "E[obs] at peak", "trunc. bound", "on_edge"], rows,
+        title=head
     )
     lam_t = r["lambda_star_theory"]
     lines = [
         table,
         "",
-        f"fit log beta_peak = a + b log n ({len(r['n'])} points, chi2/dof = {r['fit_chi2']:.2f}/{r['fit_dof']};"
+        f"fit log beta_peak = a + b log n ({int(np.sum(~np.asarray(r['on_edge'], bool)))} points"
+        + (f", {int(np.sum(r['on_edge']))} on a grid edge left out" if np.any(r["on_edge"]) else "")
+        + f", chi2/dof = {r['fit_chi2']:.2f}/{r['fit_dof']};"
         f" se x Birge ratio {r['fit_birge']:.2f}):",
         f"  exponent b = {r['exponent']:.4f} +- {r['exponent_se']:.4f}   theory 2/alpha = {r['exponent_theory']:.4f}"
         f"   (z = {r['exponent_z']:+.2f})",

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import os
 
 import numpy as np
 
 from .._checks import InputError, check_int
+from .._random import key_from_seed
 from ..plots import sweep_figure
 from . import _common as C
 
@@ -38,7 +40,11 @@ def add_arguments(p):
 
 
 def beta_grid(n: int, alpha: float, beta_min, beta_max, points: int) -> np.ndarray:
-    scale = n ** (2.0 / alpha)
+    log_scale = 2.0 * math.log(n) / alpha
+    if not log_scale < math.log(1e300):  # n^(2/alpha) beyond float64 (alpha -> 0)
+        raise InputError(f"--alpha {alpha:g}: beta_peak ~ n^(2/alpha) = e^{log_scale:.4g} overflows float64 at "
+                         f"n = {n}; use a larger --alpha or a smaller --n")
+    scale = math.exp(log_scale)
     lo = beta_min if beta_min is not None else 1e-4 * scale
     hi = beta_max if beta_max is not None else 1e2 * scale
     if not hi > lo:
@@ -56,10 +62,14 @@ def run(args):
     import jax
 
     from ..runtime.ensemble import choose_sampler, ensemble
+    from ..runtime.memory import check_ensemble_memory
 
-    betas = beta_grid(n, law.alpha, args.beta_min, args.beta_max, args.beta_points)
     sampler = choose_sampler(law, n, args.sampler)
     m = min(args.nearest_m, n) if sampler == "nearest" else None
+    check_ensemble_memory(args.seeds, args.beta_points, m + 4096 if m is not None else min(args.chunk, n),
+                          8 if jax.config.jax_enable_x64 else 4,
+                          size_flag="--nearest-m" if m is not None else "--chunk")  # before the grid is built
+    betas = beta_grid(n, law.alpha, args.beta_min, args.beta_max, args.beta_points)
     if m is not None and args.top_k > m:
         raise InputError(f"--top-k ({args.top_k}) must be <= --nearest-m ({m}) with the nearest sampler")
     progress = C.Progress(args.seeds, f"sweep seeds ({sampler} sampler)", quiet=args.quiet or args.json)
@@ -70,7 +80,7 @@ def run(args):
     store = CellStore(out, run_config(args, command=NAME, betas=betas, sampler=sampler, nearest_m=m, dtype=dtype),
                       resume=args.resume)
     ens = ensemble(
-        law, jax.random.key(args.seed), n, betas, seeds=args.seeds, top_k=args.top_k, chunk=args.chunk,
+        law, key_from_seed(args.seed), n, betas, seeds=args.seeds, top_k=args.top_k, chunk=args.chunk,
         progress=progress, sampler=sampler, m=m, devices=parallel["local_devices"], checkpoint=store,
         cell_seeds=args.cell_seeds or max(1, -(-args.seeds // 16)),
     )
@@ -94,7 +104,7 @@ def run(args):
     }
     result.update(summary)
     if sampler == "nearest":
-        result["truncation_bound"] = _truncation_bound(law, jax.random.key(args.seed), n, betas, args, m)
+        result["truncation_bound"] = _truncation_bound(law, key_from_seed(args.seed), n, betas, args, m)
     files = _write(out, law, n, args, ens, summary, result) if is_writer() else {}
     result["files"] = files
     return result, _table(result)

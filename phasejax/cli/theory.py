@@ -53,6 +53,15 @@ def _law(args):
     return (3.0 if d is None else d), alpha, c
 
 
+def _check_finite(result: dict, flags: dict, default_flags: str) -> None:
+    """Every number of ``result`` finite, else an :class:`InputError` naming the flag that makes it overflow."""
+    for k, v in result.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and not math.isfinite(v):
+            flag = flags.get(k, default_flags)
+            raise InputError(f"{k} = {v} cannot be computed in float64 at these inputs (from {flag}); "
+                             f"use a less extreme {flag}")
+
+
 def run(args):
     C.check_choice("--law", args.law, _LAWS)
     if args.sigma is not None and args.law != "gaussian":
@@ -96,6 +105,11 @@ def run(args):
         bp, bp_lam, bp_chi = pk.beta_peak, pk.lambda_peak, pk.chi_max
     else:
         bp = bp_lam = bp_chi = None
+    if math.isfinite(h_inf) and not 0 <= h_inf <= math.log(n) + 1e-9:
+        n_min = math.exp(math.log(n) - h_inf) if math.isfinite(h_inf) else math.inf
+        raise InputError(
+            f"--n {n} is too small for the fixed-beta entropy law at --beta {beta:g}: log n + log M_d - beta A_d = "
+            f"{h_inf:.4g} is outside [0, log n]; the law needs n well above {n_min:.4g}")
     result = {
         "law": "UniformSphere" if uniform else "PowerLawCap",
         "d": d, "alpha": alpha, "h": h, "kappa": kappa, "C": c,
@@ -109,6 +123,11 @@ def run(args):
         "beta_peak_asymptotic": ls.lambda_star * n ** (2.0 / alpha),
         "dtype": "float64" if jax.config.jax_enable_x64 else "float32",
     }
+    _check_finite(result, {"A_d": "--beta", "log_M_d": "--beta", "S_par": "--beta", "S_perp": "--beta",
+                           "entropy_n_inf": "--beta", "beta_peak_asymptotic": "--n"}, "--lambda, --alpha or --C")
+    for k in ("supercritical_tail", "beta_peak_exact", "lambda_peak_exact", "chi_max_exact"):
+        if result[k] is None:  # not defined for this law (h <= 1/2, or --C overrides the law's own constant)
+            del result[k]
     config = {k: v for k, v in vars(args).items() if not k.startswith("_")}
     files = {"json": io.save_json(os.path.join(out, "theory.json"),
                                   {**io.jsonable(result), "provenance": io.provenance(config)})}
@@ -230,12 +249,12 @@ def _table(r):
         [f"E[W1] (lambda={r['lambda']:g})", r["E_max_weight"], f"rho = {r['rho']:.6g}"],
         ["E[sum w^2]", r["E_sum_w2"], "Poisson limit"],
         ["E[H] (nats)", r["E_entropy"], "Poisson limit"],
-        ["supercritical tail", f(r["supercritical_tail"]), "1 - E[W1] as lambda -> inf"],
+        ["supercritical tail", f(r.get("supercritical_tail")), "1 - E[W1] as lambda -> inf"],
         [f"A_d (beta={r['beta']:g})", r["A_d"], "mean resultant I_{d/2}/I_{d/2-1}"],
         ["log M_d", r["log_M_d"], "log E exp(beta t)"],
         ["S_par, S_perp", f"{r['S_par']:.6g}, {r['S_perp']:.6g}", "n Cov of the output (subcritical)"],
         [f"H at n={r['n']:g}, n=inf law", r["entropy_n_inf"], "log n + log M - beta A"],
-        [f"beta_peak exact (n={r['n']:g})", f(r["beta_peak_exact"]), "argmax d E[W1]/d log beta"],
+        [f"beta_peak exact (n={r['n']:g})", f(r.get("beta_peak_exact")), "argmax d E[W1]/d log beta"],
         ["lambda* n^(2/alpha)", r["beta_peak_asymptotic"], "asymptotic beta_peak"],
     ]
     head = (f"{r['law']}  d={r['d']:g}  alpha={r['alpha']:g}  (beta multiplies <q,k> of unit vectors; "

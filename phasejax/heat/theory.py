@@ -11,6 +11,7 @@ every degree and every beta works without overflow and without a data-dependent 
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -171,6 +172,25 @@ def _map_parts(d, l, eps, beta, t, ns: Namespace):
     p, dp = gegenbauer(t, d, l, derivative=True)
     den = 1 + eps * c_n * p
     return (c_r + eps * c_p * p) / den, eps * c_t * dp / den, p, c_n
+
+
+HEAT_D_MAX = 1024  # Gauss-Jacobi nodes of weight (1-t^2)^((d-3)/2) lose finiteness near d = 1400 (SciPy)
+
+
+def finite_n_scale(d: int, beta, *, self_interaction: bool = True) -> float:
+    """The expansion parameter of the O(1/N) correction of :func:`exact_gain`, times N - 1:
+    max(Q, S) over the betas with Q = M_d(2 beta)/M_d(beta)^2 and (self term) S = e^beta/M_d(beta), the
+    uniform-key values of the two coefficients (docs/theory.md §g). The first-order correction is
+    meaningful only while max(Q, S)/(N - 1) is small; for d = 3 and large beta, Q ~ beta and S ~ 2 beta.
+
+    >>> round(finite_n_scale(3, 1000.0), 3)  # S = 2 beta / (1 - e^{-2 beta})
+    2000.0
+    """
+    b = np.atleast_1d(np.asarray(beta, dtype=np.float64))
+    lm1, lm2 = np.asarray(log_moment_scaled(b, d)), np.asarray(log_moment_scaled(2 * b, d))
+    q = np.exp(lm2 - 2 * lm1)
+    out = np.maximum(q, np.exp(-lm1)) if self_interaction else q
+    return float(np.max(out)) if np.all(np.isfinite(out)) else math.inf
 
 
 def exact_gain(d: int, l: int, eps, beta, *, linear: bool = False, n: int | None = None,

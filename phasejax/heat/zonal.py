@@ -82,6 +82,15 @@ def gegenbauer(t, d: int, l: int, *, derivative: bool = False):
     dp0, dp1 = ns.xp.zeros_like(t), ns.xp.ones_like(t)
     if l == 0:
         return (p0, dp0) if derivative else p0
+    if ns.is_jax and l > 16:  # a traced loop: compile time independent of l (unrolled, it grows superlinearly)
+
+        def step(k, c):
+            p0, p1, dp0, dp1 = c
+            a, b, cc = ((jnp.asarray(v, t.dtype)) for v in (2 * k + d - 4, k - 1, k + d - 3))
+            return p1, (a * t * p1 - b * p0) / cc, dp1, (a * (p1 + t * dp1) - b * dp0) / cc
+
+        _, p1, _, dp1 = jax.lax.fori_loop(2, l + 1, step, (p0, p1, dp0, dp1))
+        return (p1, dp1) if derivative else p1
     for k in range(2, l + 1):
         a, b, c = 2 * k + d - 4, k - 1, k + d - 3
         p0, p1, dp0, dp1 = p1, (a * t * p1 - b * p0) / c, dp1, (a * (p1 + t * dp1) - b * dp0) / c

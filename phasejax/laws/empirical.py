@@ -111,9 +111,18 @@ def load_npy(path, name: str = "file"):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise InputError(f"{name}: no such file {path!r}")
+    if os.path.isdir(path):
+        raise InputError(f"{name}: {path!r} is a folder, not a .npy file")
     try:
-        return np.load(path, allow_pickle=False)
+        arr = np.load(path, allow_pickle=False)
+    except EOFError:
+        raise InputError(f"{name}: {path!r} is empty or truncated (not a complete .npy array)") from None
     except ValueError as e:
         raise InputError(f"{name}: {path!r} is not a plain .npy array (pickles are refused): {e}") from None
     except OSError as e:
         raise InputError(f"{name}: cannot read {path!r}: {e}") from None
+    if not isinstance(arr, np.ndarray):  # np.load opens an .npz archive whatever the file is called
+        if hasattr(arr, "close"):
+            arr.close()
+        raise InputError(f"{name}: {path!r} is an .npz archive, not a .npy array; save one array with np.save")
+    return arr

@@ -94,3 +94,25 @@ def test_experiment_quick_smoke(name, tmp_path):
     res = importlib.import_module(f"phasejax.experiments.{name}").main(["--quick", "--out", str(tmp_path)])
     assert res["claims"] and res["figures"]
     assert all(os.path.exists(f) for f in res["figures"])
+
+
+def test_reproduce_reuses_only_the_same_mode_dtype_and_seed(tmp_path, capsys):
+    """Issue 17: a finished --quick float32 experiment is never reused by another mode, dtype or seed, and --seed
+    reaches the experiment (other seed, other numbers; same seed, the same numbers, reused)."""
+    out = str(tmp_path / "r")
+    base = ["reproduce", "--quick", "--only", "entropy_crossovers", "--json", "--quiet", "--out", out]
+
+    def run(*extra):
+        assert cli.main([*base, *extra]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    first = run()
+    assert first["run_key"] == {"mode": "quick", "dtype": "float32", "seed": 0}
+    again = run()
+    assert [c["measured"] for c in again["claims"]] == [c["measured"] for c in first["claims"]]
+    other = run("--seed", "5")
+    assert other["run_key"]["seed"] == 5 and other["provenance"]["config"]["seed"] == 5
+    assert [c["measured"] for c in other["claims"]] != [c["measured"] for c in first["claims"]]
+    assert sorted(os.listdir(os.path.join(out, "entropy_crossovers"))) == ["quick-float32-seed0", "quick-float32-seed5"]
+    rec = json.load(open(os.path.join(out, "entropy_crossovers", "quick-float32-seed0", "result.json")))
+    assert rec["run_key"]["seed"] == 0 and "reused" not in rec

@@ -20,7 +20,8 @@ def add_arguments(p):
     p.add_argument("--quick", action="store_true", help="small sizes (CI: a few minutes on 2 cores)")
     p.add_argument("--only", default=None, help="comma-separated experiments to run (default: all)")
     p.add_argument("--fresh", action="store_true",
-                   help="recompute every experiment (default: reuse the finished ones found in --out)")
+                   help="recompute every experiment (default: reuse the finished ones found in --out that were run "
+                   "in the same mode, dtype and seed)")
     C.add_output_arguments(p)
 
 
@@ -44,15 +45,29 @@ def run(args):
     fig_dir = os.path.join(out, "figures")
     os.makedirs(fig_dir, exist_ok=True)
     prog = C.Progress(len(names), "reproduce", quiet=args.quiet or args.json)
+    import jax
+
+    # a finished experiment is reused only by a run of the same mode, dtype and seed; each such run has its own
+    # folder, so a --quick float32 result can never stand in for a full --x64 one (nor its cells be resumed by it)
+    run_key = {"mode": "quick" if args.quick else "full",
+               "dtype": "float64" if jax.config.jax_enable_x64 else "float32", "seed": args.seed}
+    tag = f"{run_key['mode']}-{run_key['dtype']}-seed{args.seed}"
     sections = []
     for name in names:
         t0 = time.perf_counter()
-        sub = os.path.join(out, name)
+        sub = os.path.join(out, name, tag)
         done = os.path.join(sub, "result.json")
+        rec = None
         if os.path.exists(done) and not args.fresh:
-            rec = io.load_json(done)
-            rec["reused"] = True
-        else:
+            try:
+                rec = io.load_json(done)
+            except (OSError, ValueError):
+                rec = None
+            if not isinstance(rec, dict) or rec.get("run_key") != run_key:
+                rec = None  # unreadable, or from an older layout: recompute
+            else:
+                rec["reused"] = True
+        if rec is None:
             try:
                 mod = importlib.import_module(f"phasejax.experiments.{name}")
             except ModuleNotFoundError as e:
@@ -61,15 +76,15 @@ def run(args):
                 os.makedirs(sub, exist_ok=True)
                 # an experiment's own tables go to its log, so --json prints one object on stdout
                 with open(os.path.join(sub, "log.txt"), "w") as log, contextlib.redirect_stdout(log):
-                    res = mod.main(["--out", sub, *(["--quick"] if args.quick else [])])
+                    res = mod.main(["--out", sub, "--seed", str(args.seed), *(["--quick"] if args.quick else [])])
                 figs = []
                 for f in res.get("figures", []):
                     if f and os.path.exists(f):
-                        dest = os.path.join(fig_dir, f"{name}__{os.path.basename(f)}")
+                        dest = os.path.join(fig_dir, f"{name}__{tag}__{os.path.basename(f)}")
                         shutil.copyfile(f, dest)
                         figs.append(os.path.relpath(dest, out))
                 rec = {"name": name, "claims": res.get("claims", []), "figures": figs,
-                       "seconds": time.perf_counter() - t0, "quick": args.quick,
+                       "seconds": time.perf_counter() - t0, "quick": args.quick, "run_key": run_key,
                        "doc": (mod.__doc__ or "").strip()}
                 io.save_json(done, rec)
         sections.append(rec)
@@ -88,6 +103,8 @@ def run(args):
         "disagree": n_disagree,
         "figures": [os.path.join(out, p) for s in sections for p in s.get("figures", [])],
         "quick": args.quick,
+        "run_key": run_key,
+        "provenance": _prov(C.run_config(args, command=NAME, **run_key)),
     }
     io.save_json(os.path.join(out, "report.json"), result)
     table = C.format_table(
@@ -115,7 +132,8 @@ def _markdown(sections, args, n_agree, n_disagree):
         "# phasejax: reproduction report",
         "",
         f"Mode: {'quick (CI sizes: agreement is checked at small n and few seeds)' if args.quick else 'full'}; "
-        f"backend {jax.default_backend()}, dtype {'float64' if jax.config.jax_enable_x64 else 'float32'}.",
+        f"backend {jax.default_backend()}, dtype {'float64' if jax.config.jax_enable_x64 else 'float32'}, "
+        f"seed {args.seed}.",
         "",
         "Each claim compares a theory value (docs/theory.md) with a measurement and its standard error; *agrees* means "
         "|measured - theory| <= k se + tol, with k and any stated tolerance in the table.",
@@ -150,7 +168,7 @@ def _markdown(sections, args, n_agree, n_disagree):
     return "\n".join(lines) + "\n"
 
 
-def _prov():
+def _prov(config=None):
     from ..runtime.io import provenance
 
-    return provenance()
+    return provenance(config)

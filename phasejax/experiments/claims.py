@@ -11,6 +11,25 @@ import math
 import os
 
 
+def experiment_key(base: int, seed: int = 0):
+    """The PRNG key of an experiment's draw number ``base`` under ``--seed``: ``jax.random.key(base)`` for the
+    default seed 0 (the published numbers), else that key folded with the full 64-bit seed."""
+    import jax
+
+    from phasejax._checks import check_seed
+
+    seed = check_seed(seed)
+    key = jax.random.key(base)
+    return key if seed == 0 else jax.random.fold_in(jax.random.fold_in(key, seed >> 32), seed & 0xFFFFFFFF)
+
+
+def add_seed_argument(p) -> None:
+    """``--seed`` (0 <= seed < 2^63, default 0), as the CLI's; ``phasejax reproduce --seed`` passes it on."""
+    from phasejax.cli._common import seed
+
+    p.add_argument("--seed", type=seed, default=0, help="PRNG seed, 0 <= seed < 2^63 (default 0)")
+
+
 def run_command(argv: list[str]):
     """Run ``phasejax <argv>`` in-process and return (result_dict, table_text)."""
     from phasejax.cli import build_parser

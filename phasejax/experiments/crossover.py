@@ -23,7 +23,7 @@ import numpy as np
 
 from phasejax.plots import save_figure
 
-from .claims import claim, format_claims, out_dir
+from .claims import add_seed_argument, claim, experiment_key, format_claims, out_dir
 
 D_TABLE = (16, 32, 64, 128)
 N_TABLE = (1e3, 1e4, 1e5, 1e6)
@@ -229,6 +229,7 @@ def main(argv=None) -> dict:
     p.add_argument("--quick", action="store_true", help="d in (16, 64), n in (1e3, 1e6); 3 Gaussian n")
     p.add_argument("--dense", action="store_true",
                    help=f"also the (d, n) plane on d in {D_DENSE} x n = 1e2..1e9 (several minutes)")
+    add_seed_argument(p)
     a = p.parse_args(argv)
     out = out_dir(a.out, "crossover")
     t0 = time.perf_counter()
@@ -239,7 +240,7 @@ def main(argv=None) -> dict:
     gauss = _gauss_rows(n_gauss)
     simplex = _simplex_rows((-0.5, 0.0, 0.5, 0.9), (1e2, 1e4, 1e6))
     _print_tables(sphere, gauss, simplex)
-    claims = _claims(sphere, gauss, simplex, quick=a.quick)
+    claims = _claims(sphere, gauss, simplex, quick=a.quick, seed=a.seed)
     figures = [
         _fig_plane(os.path.join(out, "crossover_plane.png"), sphere,
                    "Exact beta_peak on the sphere: which law is closer (cells: relative errors)"),
@@ -258,7 +259,7 @@ def main(argv=None) -> dict:
             "dense": dense, "elapsed_s": elapsed}
 
 
-def _claims(sphere, gauss, simplex, *, quick: bool) -> list[dict]:
+def _claims(sphere, gauss, simplex, *, quick: bool, seed: int = 0) -> list[dict]:
     import jax
 
     from phasejax import theory as S
@@ -305,7 +306,7 @@ def _claims(sphere, gauss, simplex, *, quick: bool) -> list[dict]:
             ref = float(exact_expected_max_weight(1e4, 30.0, 16))
         claims.append(claim("d=16, n=1e4, beta=30: generic E[W1] vs theory.exact_expected_max_weight", ref, ours,
                             None, tol=1e-7))
-    claims.append(_mc_claim(seeds=1000 if quick else 4000))
+    claims.append(_mc_claim(seeds=1000 if quick else 4000, seed=seed))
     # almost-simplex tokens
     for r in simplex:
         if r["n"] == 1e4:
@@ -318,7 +319,7 @@ def _claims(sphere, gauss, simplex, *, quick: bool) -> list[dict]:
     return claims
 
 
-def _mc_claim(seeds: int) -> dict:
+def _mc_claim(seeds: int, seed: int = 0) -> dict:
     """Gaussian scores, n = 1000, sigma = 1: exact E[W1] at beta_peak against the seed mean (k = 3 se)."""
     import jax
     import jax.numpy as jnp
@@ -331,7 +332,7 @@ def _mc_claim(seeds: int) -> dict:
     pk = S.finite_n_beta_peak(1000, law)
     with jax.enable_x64(True):
         obs = jax.vmap(lambda k: sampled_observables(law, k, 1000, jnp.array([pk.beta_peak])))(
-            jax.random.split(jax.random.key(11), seeds))
+            jax.random.split(experiment_key(11, seed), seeds))
         w = np.asarray(obs.max_weight[:, 0])
     return claim(f"Gaussian n=1000: exact E[W1] at beta_peak vs Monte Carlo ({seeds} contexts)", pk.E_max_weight,
                  float(w.mean()), float(w.std(ddof=1) / math.sqrt(seeds)), k=3)

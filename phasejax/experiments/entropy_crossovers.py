@@ -6,10 +6,9 @@ from __future__ import annotations
 import argparse
 import os
 
-import jax
 import numpy as np
 
-from .claims import claim, format_claims, out_dir
+from .claims import add_seed_argument, claim, experiment_key, format_claims, out_dir
 
 
 def main(argv=None) -> dict:
@@ -20,6 +19,7 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=None)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--n", type=float, default=1e6)
+    add_seed_argument(p)
     a = p.parse_args(argv)
     out = out_dir(a.out, "entropy_crossovers")
     n = int(1e5 if a.quick else a.n)
@@ -27,7 +27,7 @@ def main(argv=None) -> dict:
     for d in (3, 5):
         crit = n ** (2 / (d - 1))
         betas = np.geomspace(1e-2, 30 * crit, 40)
-        e = limits.entropy_crossover(d, n, betas, key=jax.random.key(d), seeds=8)
+        e = limits.entropy_crossover(d, n, betas, key=experiment_key(d, a.seed), seeds=8)
         figures.append(_fig_ent(os.path.join(out, f"entropy_d{d}.png"), {k: (v.tolist() if hasattr(v, "tolist")
                                                                              else v) for k, v in e.items()}))
         i = int(np.argmin(np.abs(np.log(betas) - np.log(np.sqrt(crit) if d == 3 else 30.0))))

@@ -6,13 +6,14 @@ from __future__ import annotations
 import argparse
 import os
 
-from .claims import claim, format_claims, out_dir, run_command
+from .claims import add_seed_argument, claim, format_claims, out_dir, run_command
 
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--out", default=None)
     p.add_argument("--quick", action="store_true")
+    add_seed_argument(p)
     a = p.parse_args(argv)
     out = out_dir(a.out, "heat_step")
     claims, figures, runs = [], [], {}
@@ -20,7 +21,7 @@ def main(argv=None) -> dict:
     dims = (3,) if a.quick else (3, 4)
     for d in dims:
         r, _ = run_command(["heat", "--d", str(d), "--l", "2", "--eps", "0.5", "--beta", "20", "50", "100", "200",
-                            *size, "--out", os.path.join(out, f"d{d}"), "--quiet"])
+                            *size, "--out", os.path.join(out, f"d{d}"), "--quiet", "--seed", str(a.seed)])
         runs[d] = r
         figures.append(r["files"]["figure"] if "files" in r and "figure" in r["files"] else None)
         n = f"N={r['N']:.3g}"

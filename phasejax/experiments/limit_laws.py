@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from .claims import claim, format_claims, out_dir, run_command
+from .claims import add_seed_argument, claim, format_claims, out_dir, run_command
 
 
 def main(argv=None) -> dict:
@@ -13,9 +13,10 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=None)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--d", type=int, default=3)
+    add_seed_argument(p)
     a = p.parse_args(argv)
     out = out_dir(a.out, "limit_laws")
-    argv_ = ["limit-laws", "--d", str(a.d), "--out", out, "--quiet"]
+    argv_ = ["limit-laws", "--d", str(a.d), "--out", out, "--quiet", "--seed", str(a.seed)]
     if a.quick:
         argv_ += ["--n-max", "1000", "--seeds", "400", "--entropy-n", "100000"]
     r, table = run_command(argv_)

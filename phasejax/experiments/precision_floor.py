@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.optimize import brentq
 
-from .claims import claim, format_claims, out_dir
+from .claims import add_seed_argument, claim, experiment_key, format_claims, out_dir
 
 FORMATS = {"float32": (jnp.float32, 24), "float16": (jnp.float16, 11), "bfloat16": (jnp.bfloat16, 8)}
 
@@ -86,6 +86,7 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=None)
     p.add_argument("--quick", action="store_true")
     p.add_argument("--seeds", type=int, default=None)
+    add_seed_argument(p)
     a = p.parse_args(argv)
     out = out_dir(a.out, "precision_floor")
     old = jax.config.jax_enable_x64
@@ -101,7 +102,7 @@ def main(argv=None) -> dict:
         rows = {name: {"tie": [], "w_err": [], "peak_ratio": []} for name in FORMATS}
         lam_grid = np.geomspace(0.05, 5.0, 41)
         for i, n in enumerate(ns):
-            gaps = nearest_gap_samples(law, jax.random.key(int(i)), int(n), min(64, int(n)), seeds=seeds)
+            gaps = nearest_gap_samples(law, experiment_key(int(i), a.seed), int(n), min(64, int(n)), seeds=seeds)
             betas = jnp.asarray(lam_grid * n, jnp.float64)
             ref = np.asarray(_max_weight(gaps, betas, None), np.float64).mean(0)
             peak_ref = _peak_fd(np.log(lam_grid), ref)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from .claims import claim, format_claims, out_dir, run_command
+from .claims import add_seed_argument, claim, format_claims, out_dir, run_command
 
 
 def main(argv=None) -> dict:
@@ -13,12 +13,13 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default=None)
     p.add_argument("--quick", action="store_true", help="small sizes (CI)")
     p.add_argument("--dims", default=None, help="comma-separated d values (default 3; full run 2,3,4,5,8)")
+    add_seed_argument(p)
     a = p.parse_args(argv)
     out = out_dir(a.out, "scaling_law")
     dims = [int(x) for x in a.dims.split(",")] if a.dims else ([3] if a.quick else [2, 3, 4, 5, 8])
     claims, figures, runs = [], [], {}
     for d in dims:
-        argv_d = ["scaling", "--d", str(d), "--out", os.path.join(out, f"d{d}"), "--quiet"]
+        argv_d = ["scaling", "--d", str(d), "--out", os.path.join(out, f"d{d}"), "--quiet", "--seed", str(a.seed)]
         if a.quick:
             argv_d += ["--n-max", "10000", "--n-points", "5", "--seeds", "128"]
         elif d >= 5:

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
+import threading
 
 from .._checks import InputError
 
@@ -56,18 +58,45 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    from ._common import emit
+_SIGNALLED: list[int] = []
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+
+def _interrupt(signum, frame):
+    _SIGNALLED.append(signum)  # remembered even if library code swallows the KeyboardInterrupt below
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; 0 on success, 2 on bad input (one line on stderr), 130 on SIGINT/SIGTERM.
+
+    SIGINT and SIGTERM are handled from the first line: before the cells start they stop the run at once
+    (exit 130; nothing is half-written, every file is atomic); while cells run, the current cell is finished and
+    saved first (:func:`phasejax.runtime.deferred_signals`). The handlers are restored on return, so in-process
+    callers keep theirs. The ``phasejax`` console script installs the same handlers before it imports JAX
+    (``_phasejax_cli.py``), so the seconds of start-up are covered too.
+    """
+    command = "main"
+    _SIGNALLED.clear()
+    in_main = threading.current_thread() is threading.main_thread()
+    old = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
     try:
-        result, table = args._run(args)
-    except (InputError, OSError) as e:
-        print(f"phasejax {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        from ._common import emit
+
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        command = args.command
+        try:
+            result, table = args._run(args)
+        except (InputError, OSError) as e:
+            print(f"phasejax {command}: error: {e}", file=sys.stderr)
+            return 2
+        emit(args, result, table)
+        if _SIGNALLED:  # a signal was caught and swallowed on the way: the results are complete, but say so
+            raise KeyboardInterrupt
+        return 0
     except KeyboardInterrupt:
-        print(f"phasejax {args.command}: interrupted (finished cells are kept; rerun to resume)", file=sys.stderr)
+        print(f"phasejax {command}: interrupted (finished cells are kept; rerun to resume)", file=sys.stderr)
         return 130
-    emit(args, result, table)
-    return 0
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)

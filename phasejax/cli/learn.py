@@ -251,7 +251,8 @@ def _write(out_dir, args, res, result):
     })
     files = {"results": io.save_dataset(os.path.join(out_dir, "learn.nc"), ds)}
     files["figure"] = learn_figure(os.path.join(out_dir, "learn.png"), {result["d"]: res})
-    files["json"] = io.save_json(os.path.join(out_dir, "learn.json"), {**result, "files": files})
+    files["json"] = io.save_json(os.path.join(out_dir, "learn.json"),
+                                 {**result, "files": files, "provenance": io.provenance(C.run_config(args))})
     return files
 
 

@@ -173,7 +173,7 @@ def _write(out, res, result, args):
     limit = _poisson_curve(res, res.collapse_lambda) if result["observable"] == "max_weight" else None
     files["figure_collapse"] = scaling_collapse_figure(os.path.join(out, "collapse.png"), res, result, limit)
     files["json"] = os.path.join(out, "scaling.json")
-    io.save_json(files["json"], {**result, "files": files})
+    io.save_json(files["json"], {**result, "files": files, "provenance": io.provenance(C.run_config(args))})
     return files
 
 

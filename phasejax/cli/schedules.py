@@ -264,7 +264,7 @@ def _write(out, consts, win, tab, names, leaves, params, args, result):
     files["figure"] = phase_diagram_figure(pd, os.path.join(out, "phase_diagram.png"), schedules=curves,
                                                leaves=marks, extra=extra)
     files["json"] = os.path.join(out, "schedules.json")
-    io.save_json(files["json"], {**result, "files": files})
+    io.save_json(files["json"], {**result, "files": files, "provenance": io.provenance(C.run_config(args))})
     return files
 
 

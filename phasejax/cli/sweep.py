@@ -153,7 +153,8 @@ def _write(out, law, n, args, ens, summary, result):
         },
     )
     files = {"results": io.save_dataset(os.path.join(out, "sweep.nc"), ds)}
-    files["json"] = io.save_json(os.path.join(out, "sweep.json"), {**result, "files": files})
+    files["json"] = io.save_json(os.path.join(out, "sweep.json"),
+                                 {**result, "files": files, "provenance": io.provenance(C.run_config(args))})
     files["figure"] = sweep_figure(os.path.join(out, "sweep.png"), law, n, summary, result, C.lambda_star_of(law))
     return files
 

@@ -146,3 +146,40 @@ def test_public_names_are_reexported():
     for pkg in (pj.laws, pj.theory, pj.estimate, pj.heat, pj.learn, pj.runtime, pj.schedules):
         for name in getattr(pkg, "__all__", [n for n in dir(pkg) if not n.startswith("_")]):
             assert getattr(pkg, name) is not None
+
+
+def _private_reach(importer: str, target: str) -> str | None:
+    """The private part of ``target`` (a module path, or module path + "." + imported name) that ``importer``
+    may not use: a ``_x`` component whose enclosing package does not also enclose ``importer``."""
+    parts = target.split(".")
+    for i, part in enumerate(parts[1:], start=1):
+        if part.startswith("_") and not part.startswith("__"):
+            owner = ".".join(parts[:i])
+            if owner in MODS and MODS[owner].name != "__init__.py":  # a private name of a module: its package's
+                owner = owner.rpartition(".")[0]
+            if not (importer == owner or importer.startswith(owner + ".")):
+                return ".".join(parts[: i + 1])
+    return None
+
+
+def test_private_names_stay_inside_their_package():
+    """``from ..schedules._config import x`` in phasejax.models reaches into another package's private module;
+    ``phasejax._checks``/``_numerics``/``_random`` are private to the whole package and usable everywhere."""
+    bad = []
+    for mod, path in MODS.items():
+        pkg_parts = mod.split(".") if path.name == "__init__.py" else mod.split(".")[:-1]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            if node.level:
+                base = ".".join(pkg_parts[: len(pkg_parts) - (node.level - 1)]
+                                + (node.module.split(".") if node.module else []))
+            else:
+                base = node.module or ""
+            if not base.startswith("phasejax"):
+                continue
+            for a in node.names:
+                hit = _private_reach(mod, f"{base}.{a.name}")
+                if hit:
+                    bad.append(f"{mod} -> {hit}")
+    assert bad == []

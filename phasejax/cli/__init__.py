@@ -14,8 +14,15 @@ import sys
 import threading
 
 from .._checks import InputError
+from ._common import Progress as Progress
+from ._common import count as count
+from ._common import format_table as format_table
+from ._common import positive_int as positive_int
+from ._common import positive_real as positive_real
+from ._common import seed as seed
 
-__all__ = ["build_parser", "main"]
+# main and the parser; the argument types, progress bar and table of the commands, public for the experiments
+__all__ = ["build_parser", "main", "Progress", "count", "format_table", "positive_int", "positive_real", "seed"]
 
 
 # Subcommand modules in the order ``phasejax --help`` lists them.

@@ -25,7 +25,7 @@ def experiment_key(base: int, seed: int = 0):
 
 def add_seed_argument(p) -> None:
     """``--seed`` (0 <= seed < 2^63, default 0), as the CLI's; ``phasejax reproduce --seed`` passes it on."""
-    from phasejax.cli._common import seed
+    from phasejax.cli import seed
 
     p.add_argument("--seed", type=seed, default=0, help="PRNG seed, 0 <= seed < 2^63 (default 0)")
 

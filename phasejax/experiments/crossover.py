@@ -202,7 +202,7 @@ def _fig_simplex(path, ns=(1e2, 1e4, 1e6), n_colour=1e4):
 
 
 def _print_tables(sphere, gauss, simplex):
-    from phasejax.cli._common import format_table
+    from phasejax.cli import format_table
 
     print(format_table(
         ["d", "n", "beta_peak", "fixed-d", "err", "REM", "err", "REM(n)", "err", "predictor", "err", "closer"],

@@ -30,7 +30,7 @@ from phasejax.plots import learn_figure, save_figure
 
 
 def _parser():
-    from phasejax.cli import _common as C
+    from phasejax import cli as C
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--d", type=int, nargs="+", default=[3, 5], help="dimensions (default 3 5)")
@@ -89,8 +89,8 @@ def main(argv=None):
         args.d, args.n_max, args.steps, args.runs, args.batch, args.mc_contexts = [3], 300, 240, 4, 8, 60
     import jax
 
+    from phasejax import cli as C
     from phasejax import learn as L
-    from phasejax.cli import _common as C
     from phasejax.cli import learn as cmd
     from phasejax.runtime import io
 

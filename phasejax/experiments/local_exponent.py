@@ -73,7 +73,7 @@ def main(argv=None) -> dict:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from phasejax.cli._common import format_table
+    from phasejax.cli import format_table
     from phasejax.estimate import fit_tail
     from phasejax.runtime import io
     from phasejax.scaling import scaling_scan

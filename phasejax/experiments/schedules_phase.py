@@ -115,7 +115,7 @@ def predictor_accuracy(full: bool = False, seed: int = 0, progress=True, quick: 
 
 
 def format_rows(rows) -> str:
-    from phasejax.cli._common import format_table
+    from phasejax.cli import format_table
 
     def pct(x):
         return "nan" if not math.isfinite(x) else f"{x:+.1%}"

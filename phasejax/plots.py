@@ -26,6 +26,15 @@ __all__ = [
     "critical_figure",
     "supercritical_figure",
     "entropy_figure",
+    "crossover_plane_figure",
+    "gaussian_ratio_figure",
+    "simplex_phase_figure",
+    "local_exponent_figure",
+    "heat_dynamics_figures",
+    "learned_mse_figure",
+    "precision_floor_figure",
+    "model_lambda_figure",
+    "model_max_weight_figure",
 ]
 
 
@@ -336,6 +345,241 @@ def learn_figure(path, by_d):
     axt.set_xlabel("Adam step")
     axt.set_ylabel("$\\beta$ (geometric mean over runs)")
     axt.set_title("training: solid regression (plateaus), dashed retrieval (grows)")
+    return save_figure(fig, path)
+
+
+# ---------------------------------------------------------------- experiments (phasejax.experiments)
+
+
+def crossover_plane_figure(path, rows, title):
+    """The (d, n) plane of the crossover experiment: log10 |REM error| / |fixed-d error| per cell (rows of dicts
+    with d, n, err_rem, err_fixed_d, err_predictor, closer)."""
+    plt = _pyplot()
+    ds = sorted({r["d"] for r in rows})
+    ns = sorted({r["n"] for r in rows})
+    grid = np.full((len(ds), len(ns)), np.nan)
+    for r in rows:
+        grid[ds.index(r["d"]), ns.index(r["n"])] = math.log10(abs(r["err_rem"]) / abs(r["err_fixed_d"]))
+    fig, ax = plt.subplots(figsize=(7.5, 5.2))
+    lim = np.nanmax(np.abs(grid))
+    x = np.log10(ns)
+    y = np.log2(ds)
+
+    def edges(v):
+        mid = 0.5 * (v[1:] + v[:-1])
+        step0 = v[1] - v[0] if len(v) > 1 else 1.0
+        step1 = v[-1] - v[-2] if len(v) > 1 else 1.0
+        return np.concatenate([[v[0] - step0 / 2], mid, [v[-1] + step1 / 2]])
+
+    im = ax.pcolormesh(edges(x), edges(y), grid, cmap="coolwarm", vmin=-lim, vmax=lim, shading="flat")
+    fig.colorbar(im, ax=ax, label="log10(|REM error| / |fixed-d error|)   (red: fixed-d law closer)")
+    for r in rows:
+        i, j = ds.index(r["d"]), ns.index(r["n"])
+        if len(ds) * len(ns) <= 30:
+            ax.text(x[j], y[i], f"{r['closer']}\nfix {r['err_fixed_d']:+.0%}\nREM {r['err_rem']:+.0%}\n"
+                    f"pred {r['err_predictor']:+.1%}", ha="center", va="center", fontsize=6.5)
+    xx = np.linspace(edges(x)[0], edges(x)[-1], 200)
+    ax.plot(xx, np.log2(1 + 2 * xx * math.log(10)), "k--", lw=1.2, label="log n = (d-1)/2")
+    ax.set_xlim(edges(x)[0], edges(x)[-1])
+    ax.set_ylim(edges(y)[0], edges(y)[-1])
+    ax.set_yticks(y, [str(d) for d in ds])
+    ax.set_xlabel("log10 n")
+    ax.set_ylabel("d (keys uniform on S^(d-1))")
+    ax.set_title(title, fontsize=9)
+    ax.legend(loc="upper left", fontsize=8)
+    return save_figure(fig, path)
+
+
+def gaussian_ratio_figure(path, rows):
+    """Exact finite-n beta_peak / beta_c and the tail-hazard predictor for Gaussian scores (rows: n, ratio,
+    predictor_ratio)."""
+    plt = _pyplot()
+    n = np.array([r["n"] for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.semilogx(n, [r["ratio"] for r in rows], "o-", label="exact finite-n beta_peak / beta_c")
+    ax.semilogx(n, [r["predictor_ratio"] for r in rows], "s--", label="tail-hazard predictor / beta_c")
+    ax.axhline(1.0, color="k", lw=0.8, label="REM limit (freezing point)")
+    ax.set_xlabel("n (i.i.d. N(0, sigma^2) scores)")
+    ax.set_ylabel("beta / beta_c,  beta_c = sqrt(2 log n)/sigma")
+    ax.set_title("Gaussian scores: the susceptibility peak approaches beta_c slowly", fontsize=9)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+def simplex_phase_figure(path, ns=(1e2, 1e4, 1e6), n_colour=1e4):
+    """The almost-simplex phase map. It draws a closed form, w1 = 1/(1 + (n-1) e^{-beta (1-rho)}), and the
+    logistic window of width gamma_c / log n; no sampling, no fit (a formula is drawn like a theory curve)."""
+    plt = _pyplot()
+    rho = np.linspace(-1.0, 0.95, 300)
+    gamma = np.linspace(0.0, 10.0, 300)
+    rr, gg = np.meshgrid(rho, gamma)
+    x = gg * math.log(n_colour) * (1 - rr) - math.log(n_colour - 1)
+    w1 = 1.0 / (1.0 + np.exp(-x))  # single-query almost-simplex: w1 = 1/(1 + (n-1) e^{-beta (1-rho)})
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    im = ax.pcolormesh(rr, gg, w1, cmap="viridis", shading="auto", vmin=0, vmax=1)
+    fig.colorbar(im, ax=ax, label=f"max weight w1 at n = {n_colour:.0e}")
+    gc = 1 / (1 - rho)
+    ax.plot(rho, gc, "w-", lw=1.5, label="gamma_c = 1/(1-rho)")
+    for n, ls in zip(ns, (":", "--", "-."), strict=True):
+        half = gc * math.log(n - 1) / math.log(n)
+        width = gc * math.log(3) / math.log(n)
+        ax.plot(rho, half - width, "w" + ls, lw=0.9, label=f"w1 = 1/4, 3/4 (n = {n:.0e})")
+        ax.plot(rho, half + width, "w" + ls, lw=0.9)
+    ax.set_ylim(0, 10)
+    ax.set_xlabel("rho (score of the n-1 other keys; the match has score 1)")
+    ax.set_ylabel("gamma = beta / log n")
+    ax.set_title("Almost-simplex tokens, single query: logistic window of width gamma_c / log n", fontsize=9)
+    ax.legend(fontsize=7, loc="upper left", facecolor="0.35", labelcolor="w", framealpha=0.9)
+    return save_figure(fig, path)
+
+
+# --------------------------------------------------------------------------- main
+
+
+def local_exponent_figure(path, res, shapes, u0):
+    """The local-exponent experiment: beta_peak(n) for PowerLawCap (three alpha), beta_peak / n for laws that
+    share alpha near the query and differ globally, and the histograms of their gaps (``shapes``: name -> gaps)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(1, 3, figsize=(16, 4.8))
+    colors = {name: f"C{i}" for i, name in enumerate(res)}
+    for name in ("powerlaw alpha=1", "powerlaw alpha=2", "powerlaw alpha=4"):
+        r = res[name]
+        n = np.asarray(r["n"])
+        ax[0].errorbar(n, r["beta_peak"], yerr=2 * np.asarray(r["beta_peak_se"]), fmt="o", color=colors[name],
+                       capsize=3, label=f"{name}: slope {r['exponent']:.3f}$\\pm${r['exponent_se']:.3f}")
+        nn = np.geomspace(n.min() / 1.3, n.max() * 1.3, 50)
+        ax[0].plot(nn, r["lambda_star_theory"] * nn ** (2 / r["alpha"]), "--", color=colors[name], lw=1)
+    ax[0].set(xscale="log", yscale="log", xlabel="context length n", ylabel="$\\beta_{peak}(n)$",
+              title="PowerLawCap on $S^2$ (dashed: theory $\\lambda^*(\\alpha) n^{2/\\alpha}$)")
+    ax[0].legend(fontsize=7)
+    for name in ("uniform", "mixture", "anisotropic", "mixture-warped"):
+        r = res[name]
+        n = np.asarray(r["n"])
+        scale = r["lambda_star_theory"] * n ** (2 / r["alpha"])
+        ax[1].errorbar(n, np.asarray(r["beta_peak"]) / n, yerr=2 * np.asarray(r["beta_peak_se"]) / n, fmt="o-",
+                       color=colors[name], capsize=3,
+                       label=f"{name} ($\\alpha$={r['alpha']:g}): "
+                       f"slope {r['exponent']:.3f}$\\pm${r['exponent_se']:.3f}")
+        ax[1].plot(n, scale / n, ":", color=colors[name], lw=1)
+    ax[1].set(xscale="log", yscale="log", xlabel="context length n", ylabel="$\\beta_{peak}(n) / n$",
+              title="local, not global (dotted: theory)")
+    ax[1].legend(fontsize=7)
+    edges = np.linspace(0, 2, 81)
+    for name, u in shapes.items():
+        ax[2].hist(u, bins=edges, density=True, histtype="step", color=colors[name], lw=1.5,
+                   ls="--" if name == "mixture-warped" else "-", label=name)
+    ax[2].set(yscale="log", xlabel="gap u = 1 - <q,k>", ylabel="density of u",
+              title="global shape (warp differs only for u < u0)")
+    ax[2].axvline(u0, color="gray", ls=":", lw=1)
+    ax[2].legend(fontsize=7)
+    for a in ax:
+        a.title.set_fontsize(9)
+    return save_figure(fig, path)
+
+
+def heat_dynamics_figures(out, *, steps, amp, pred, g_l, g_1st, noise0, l_star, heat_regime_end, tolerance, degrees,
+                          spec, snaps, d, l, eps, beta, n) -> list[str]:
+    """The heat-dynamics experiment's three figures in ``out``: the zonal amplitude against the heat prediction
+    and the spectrum; the token cloud at the snapshot steps; the histograms of t = <x, e>. Returns the paths."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
+    ax[0].semilogy(steps, np.abs(amp), "ko", label=f"measured |hat eps_{l}| (N={n})")
+    ax[0].semilogy(steps, np.abs(pred), "C0-", label=f"heat: hat eps_0 G^k, G = {g_l:.4f} (exact, small eps)")
+    ax[0].semilogy(steps, np.abs(amp[0]) * g_1st**steps, "C1:", label=f"first order G = 1 + l(l+d-2)/β = {g_1st:.3f}")
+    ax[0].axhline(noise0, color="C3", ls="--", lw=0.8, label=f"noise level of degree l*={l_star} at k=0")
+    if heat_regime_end is not None:
+        ax[0].axvline(heat_regime_end, color="gray", ls="--", lw=0.8,
+                      label=f"> {tolerance:.0%} off at k={heat_regime_end}")
+    ax[0].set(xlabel="step k", ylabel=f"zonal amplitude of degree {l}", title=f"S^{d - 1}, β={beta}, eps={eps}")
+    ax[0].legend(fontsize=7)
+    for i, m in enumerate(degrees):
+        ax[1].semilogy(steps, spec[:, i], "-", color=plt.cm.viridis(i / len(degrees)),
+                       label=f"m={m}" if m <= 8 else None)
+    ax[1].set(xlabel="step k", ylabel="|hat eps_m|", title=f"zonal spectrum (fastest linear growth m = {l_star})")
+    ax[1].legend(fontsize=7, ncol=2)
+    paths = [save_figure(fig, os.path.join(out, "heat_step_amplitude.png"))]
+
+    ks = sorted(snaps)
+    e = np.zeros(d)
+    e[0] = 1
+    fig, ax = plt.subplots(1, len(ks), figsize=(3 * len(ks), 3), sharey=True)
+    ax = np.atleast_1d(ax)
+    for a, k in zip(ax, ks, strict=True):
+        s = snaps[k][:5000]
+        t = s[:, 0]
+        phi = np.arctan2(s[:, 2] if d > 2 else np.zeros_like(t), s[:, 1])
+        a.scatter(phi, t, s=0.3, color="k", alpha=0.4)
+        a.set(title=f"step {k}", xlabel="azimuth φ", xlim=(-np.pi, np.pi), ylim=(-1, 1))
+    ax[0].set_ylabel("t = <x, e>")
+    fig.suptitle(f"tokens clustering under repeated attention (β={beta}, N={n}; equal-area for d=3)", y=1.06)
+    paths.append(save_figure(fig, os.path.join(out, "heat_step_cloud.png")))
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for k in ks:
+        ax.hist(snaps[k][:, 0], bins=80, range=(-1, 1), density=True, histtype="step", label=f"step {k}")
+    ax.set(xlabel="t = <x, e>", ylabel="density of t", title=f"histogram of t (d={d}, l={l}, eps={eps}, β={beta})")
+    ax.legend(fontsize=7)
+    paths.append(save_figure(fig, os.path.join(out, "heat_step_hist.png")))
+
+    return paths
+
+
+def learned_mse_figure(path, curves):
+    """The learned-temperature experiment: per d, the exact and large-n MSE against beta, the minimiser (line),
+    the learned beta (band: +- 2 se) and Monte Carlo points (+- 2 se). ``curves``: d -> rows of
+    ``phasejax.experiments.learned_temperature._mse_curves``."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(curves), figsize=(6.5 * len(curves), 4.8), squeeze=False)
+    for ax, (d, rows) in zip(axes[0], sorted(curves.items()), strict=True):
+        for row in rows:
+            n = row["n"]
+            (line,) = ax.loglog(row["grid"], row["exact"], "-", label=f"n={n:g}: exact (quadrature)")
+            ax.loglog(row["grid"], row["large_n"], ":", color=line.get_color(),
+                      label=f"n={n:g}: large-n bias$^2$+variance")
+            ax.axvline(row["beta_opt"], color=line.get_color(), lw=0.8)
+            b, se = row["beta_learned"], row["beta_learned_se"]
+            ax.axvspan(b - 2 * se, b + 2 * se, color=line.get_color(), alpha=0.2)
+            if row["monte_carlo"] is not None:
+                b, m, se = row["monte_carlo"]
+                ax.errorbar(b, m, yerr=2 * se, fmt="o", color=line.get_color(), ms=4, capsize=2)
+        ax.set_xlabel("inverse temperature $\\beta$")
+        ax.set_ylabel("expected squared error against $f(q)$")
+        ax.set_title(f"d={d}: MSE, minimiser (line) and learned $\\beta$ (band: ±2 se); dots: Monte Carlo ±2 se",
+                     fontsize=9)
+        ax.legend(fontsize=7)
+    return save_figure(fig, path)
+
+
+def precision_floor_figure(path, ns, nn, panels, seeds):
+    """The precision-floor experiment, per number format: the tie probability of the two nearest keys (measured
+    +- 2 se at ``ns``, theory on ``nn``), the relative error of E[max weight] at lambda*, and beta_peak relative to
+    float64. ``panels``: format -> {"tie", "tie_se", "tie_theory", "w_err", "peak_ratio"}."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
+    for k, (name, pan) in enumerate(panels.items()):
+        axes[0].errorbar(ns, pan["tie"], yerr=2 * pan["tie_se"], fmt="o", color=f"C{k}", ms=3, capsize=2,
+                         label=f"{name} (measured)")
+        axes[0].plot(nn, pan["tie_theory"], "-", color=f"C{k}", lw=1, label=f"{name} (theory)")
+        axes[1].plot(ns, pan["w_err"], "o-", color=f"C{k}", label=name)
+        axes[2].plot(ns, pan["peak_ratio"], "o-", color=f"C{k}", label=name)
+    axes[0].set_xscale("log")
+    axes[0].set_xlabel("context length n (keys, uniform on S^2)")
+    axes[0].set_ylabel("P(two nearest keys get the same score)")
+    axes[0].legend(fontsize=7)
+    axes[1].set_xscale("log")
+    axes[1].set_yscale("log")
+    axes[1].set_xlabel("context length n")
+    axes[1].set_ylabel("relative error of E[max weight] at lambda*")
+    axes[1].legend(fontsize=7)
+    axes[2].set_xscale("log")
+    axes[2].set_xlabel("context length n")
+    axes[2].set_ylabel("beta_peak(format) / beta_peak(float64)")
+    axes[2].axhline(1.0, color="k", lw=0.8, ls=":")
+    axes[2].set_yscale("log")
+    axes[2].legend(fontsize=7)
+    for ax in axes:
+        ax.grid(alpha=0.3, which="both")
+    fig.suptitle(f"Precision floor of attention logits (d=3, {seeds} contexts per n)", fontsize=10)
     return save_figure(fig, path)
 
 

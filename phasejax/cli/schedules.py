@@ -179,6 +179,13 @@ def run(args):
     lo_dec, hi_dec = math.ceil(math.log10(args.n_min) - 1e-9), math.floor(math.log10(args.n_max) + 1e-9)
     n_tab = np.array([10.0**k for k in range(lo_dec, hi_dec + 1)]) if hi_dec >= lo_dec else np.array([args.n_min])
     tab = phase.schedule_table(consts, n_tab, schedules=names, d=None if law is None else law.d, **params)
+    big = [nm for nm, row in zip(names, np.asarray(tab["beta"], np.float64), strict=True)
+           if not np.all(np.isfinite(row) & (np.abs(row) < 1e150))]
+    if big:  # an overflowing schedule parameter: refuse it, naming the flags (never an inf in the table or plot)
+        given = {k: v for k, v in params.items() if v is not None and k != "train_length"}
+        raise InputError(f"schedule(s) {', '.join(big)} give beta beyond 1e150 or non-finite on n in "
+                         f"[{args.n_min:g}, {args.n_max:g}] with {given}; lower --beta0 / --ssmax-s / "
+                         "--llama4-attn-scale / --yarn-factor / --critical-lambda")
     progress.update(1, "table")
     leaves = [phase.leaves_window_at(consts, s, n_min=args.n_min, n_max=args.n_max, **params) for s in names]
     progress.update(1, "window exits")

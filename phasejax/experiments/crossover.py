@@ -21,7 +21,7 @@ import time
 
 import numpy as np
 
-from phasejax.plots import save_figure
+from phasejax.plots import crossover_plane_figure, gaussian_ratio_figure, simplex_phase_figure
 
 from .claims import add_seed_argument, claim, experiment_key, format_claims, out_dir
 
@@ -107,100 +107,6 @@ def _simplex_rows64(AlmostSimplex, rhos, ns):  # noqa: N803
 # --------------------------------------------------------------------------- figures
 
 
-def _fig_plane(path, rows, title):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
-    ds = sorted({r["d"] for r in rows})
-    ns = sorted({r["n"] for r in rows})
-    grid = np.full((len(ds), len(ns)), np.nan)
-    for r in rows:
-        grid[ds.index(r["d"]), ns.index(r["n"])] = math.log10(abs(r["err_rem"]) / abs(r["err_fixed_d"]))
-    fig, ax = plt.subplots(figsize=(7.5, 5.2))
-    lim = np.nanmax(np.abs(grid))
-    x = np.log10(ns)
-    y = np.log2(ds)
-
-    def edges(v):
-        mid = 0.5 * (v[1:] + v[:-1])
-        step0 = v[1] - v[0] if len(v) > 1 else 1.0
-        step1 = v[-1] - v[-2] if len(v) > 1 else 1.0
-        return np.concatenate([[v[0] - step0 / 2], mid, [v[-1] + step1 / 2]])
-
-    im = ax.pcolormesh(edges(x), edges(y), grid, cmap="coolwarm", vmin=-lim, vmax=lim, shading="flat")
-    fig.colorbar(im, ax=ax, label="log10(|REM error| / |fixed-d error|)   (red: fixed-d law closer)")
-    for r in rows:
-        i, j = ds.index(r["d"]), ns.index(r["n"])
-        if len(ds) * len(ns) <= 30:
-            ax.text(x[j], y[i], f"{r['closer']}\nfix {r['err_fixed_d']:+.0%}\nREM {r['err_rem']:+.0%}\n"
-                    f"pred {r['err_predictor']:+.1%}", ha="center", va="center", fontsize=6.5)
-    xx = np.linspace(edges(x)[0], edges(x)[-1], 200)
-    ax.plot(xx, np.log2(1 + 2 * xx * math.log(10)), "k--", lw=1.2, label="log n = (d-1)/2")
-    ax.set_xlim(edges(x)[0], edges(x)[-1])
-    ax.set_ylim(edges(y)[0], edges(y)[-1])
-    ax.set_yticks(y, [str(d) for d in ds])
-    ax.set_xlabel("log10 n")
-    ax.set_ylabel("d (keys uniform on S^(d-1))")
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper left", fontsize=8)
-    return save_figure(fig, path)
-
-
-def _fig_gauss(path, rows):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
-    n = np.array([r["n"] for r in rows])
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.semilogx(n, [r["ratio"] for r in rows], "o-", label="exact finite-n beta_peak / beta_c")
-    ax.semilogx(n, [r["predictor_ratio"] for r in rows], "s--", label="tail-hazard predictor / beta_c")
-    ax.axhline(1.0, color="k", lw=0.8, label="REM limit (freezing point)")
-    ax.set_xlabel("n (i.i.d. N(0, sigma^2) scores)")
-    ax.set_ylabel("beta / beta_c,  beta_c = sqrt(2 log n)/sigma")
-    ax.set_title("Gaussian scores: the susceptibility peak approaches beta_c slowly", fontsize=9)
-    ax.legend(fontsize=8)
-    return save_figure(fig, path)
-
-
-def _fig_simplex(path, ns=(1e2, 1e4, 1e6), n_colour=1e4):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
-    rho = np.linspace(-1.0, 0.95, 300)
-    gamma = np.linspace(0.0, 10.0, 300)
-    rr, gg = np.meshgrid(rho, gamma)
-    x = gg * math.log(n_colour) * (1 - rr) - math.log(n_colour - 1)
-    w1 = 1.0 / (1.0 + np.exp(-x))  # single-query almost-simplex: w1 = 1/(1 + (n-1) e^{-beta (1-rho)})
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
-    im = ax.pcolormesh(rr, gg, w1, cmap="viridis", shading="auto", vmin=0, vmax=1)
-    fig.colorbar(im, ax=ax, label=f"max weight w1 at n = {n_colour:.0e}")
-    gc = 1 / (1 - rho)
-    ax.plot(rho, gc, "w-", lw=1.5, label="gamma_c = 1/(1-rho)")
-    for n, ls in zip(ns, (":", "--", "-."), strict=True):
-        half = gc * math.log(n - 1) / math.log(n)
-        width = gc * math.log(3) / math.log(n)
-        ax.plot(rho, half - width, "w" + ls, lw=0.9, label=f"w1 = 1/4, 3/4 (n = {n:.0e})")
-        ax.plot(rho, half + width, "w" + ls, lw=0.9)
-    ax.set_ylim(0, 10)
-    ax.set_xlabel("rho (score of the n-1 other keys; the match has score 1)")
-    ax.set_ylabel("gamma = beta / log n")
-    ax.set_title("Almost-simplex tokens, single query: logistic window of width gamma_c / log n", fontsize=9)
-    ax.legend(fontsize=7, loc="upper left", facecolor="0.35", labelcolor="w", framealpha=0.9)
-    return save_figure(fig, path)
-
-
-# --------------------------------------------------------------------------- main
-
-
 def _print_tables(sphere, gauss, simplex):
     from phasejax.cli import format_table
 
@@ -242,15 +148,15 @@ def main(argv=None) -> dict:
     _print_tables(sphere, gauss, simplex)
     claims = _claims(sphere, gauss, simplex, quick=a.quick, seed=a.seed)
     figures = [
-        _fig_plane(os.path.join(out, "crossover_plane.png"), sphere,
+        crossover_plane_figure(os.path.join(out, "crossover_plane.png"), sphere,
                    "Exact beta_peak on the sphere: which law is closer (cells: relative errors)"),
-        _fig_gauss(os.path.join(out, "gaussian_ratio.png"), gauss),
-        _fig_simplex(os.path.join(out, "simplex_phase.png")),
+        gaussian_ratio_figure(os.path.join(out, "gaussian_ratio.png"), gauss),
+        simplex_phase_figure(os.path.join(out, "simplex_phase.png")),
     ]
     dense = None
     if a.dense:
         dense = _sphere_rows(D_DENSE, N_DENSE, progress=False)
-        figures.append(_fig_plane(os.path.join(out, "crossover_plane_dense.png"), dense,
+        figures.append(crossover_plane_figure(os.path.join(out, "crossover_plane_dense.png"), dense,
                                   "Which law is closer to the exact beta_peak (dense grid)"))
     print(format_claims(claims))
     elapsed = time.perf_counter() - t0

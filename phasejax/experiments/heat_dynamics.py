@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from phasejax.plots import save_figure
+from phasejax.plots import heat_dynamics_figures
 
 
 def _parser():
@@ -57,10 +57,6 @@ def _pair_fraction(x, radius, m=2000):
 def main(argv=None) -> dict:
     args = _parser().parse_args(argv)
     import jax
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from phasejax import heat
     from phasejax.runtime import io
@@ -103,45 +99,10 @@ def main(argv=None) -> dict:
     # step at which noise in the fastest mode, growing like G_{l*}^k, reaches the signal eps G_l^k
     k_noise = math.log(abs(amp[0]) / noise0) / math.log(g_lin[l_star - 1] / g_l) if g_lin[l_star - 1] > g_l else None
 
-    # ---- figures
-    fig, ax = plt.subplots(1, 2, figsize=(11, 4))
-    ax[0].semilogy(steps, np.abs(amp), "ko", label=f"measured |hat eps_{l}| (N={n})")
-    ax[0].semilogy(steps, np.abs(pred), "C0-", label=f"heat: hat eps_0 G^k, G = {g_l:.4f} (exact, small eps)")
-    ax[0].semilogy(steps, np.abs(amp[0]) * g_1st**steps, "C1:", label=f"first order G = 1 + l(l+d-2)/β = {g_1st:.3f}")
-    ax[0].axhline(noise0, color="C3", ls="--", lw=0.8, label=f"noise level of degree l*={l_star} at k=0")
-    if heat_regime_end is not None:
-        ax[0].axvline(heat_regime_end, color="gray", ls="--", lw=0.8,
-                      label=f"> {args.tolerance:.0%} off at k={heat_regime_end}")
-    ax[0].set(xlabel="step k", ylabel=f"zonal amplitude of degree {l}", title=f"S^{d - 1}, β={beta}, eps={eps}")
-    ax[0].legend(fontsize=7)
-    for i, m in enumerate(degrees):
-        ax[1].semilogy(steps, spec[:, i], "-", color=plt.cm.viridis(i / len(degrees)),
-                       label=f"m={m}" if m <= 8 else None)
-    ax[1].set(xlabel="step k", ylabel="|hat eps_m|", title=f"zonal spectrum (fastest linear growth m = {l_star})")
-    ax[1].legend(fontsize=7, ncol=2)
-    save_figure(fig, os.path.join(args.out, "heat_step_amplitude.png"))
-
-    ks = sorted(snaps)
-    e = np.zeros(d)
-    e[0] = 1
-    fig, ax = plt.subplots(1, len(ks), figsize=(3 * len(ks), 3), sharey=True)
-    ax = np.atleast_1d(ax)
-    for a, k in zip(ax, ks, strict=True):
-        s = snaps[k][:5000]
-        t = s[:, 0]
-        phi = np.arctan2(s[:, 2] if d > 2 else np.zeros_like(t), s[:, 1])
-        a.scatter(phi, t, s=0.3, color="k", alpha=0.4)
-        a.set(title=f"step {k}", xlabel="azimuth φ", xlim=(-np.pi, np.pi), ylim=(-1, 1))
-    ax[0].set_ylabel("t = <x, e>")
-    fig.suptitle(f"tokens clustering under repeated attention (β={beta}, N={n}; equal-area for d=3)", y=1.06)
-    save_figure(fig, os.path.join(args.out, "heat_step_cloud.png"))
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for k in ks:
-        ax.hist(snaps[k][:, 0], bins=80, range=(-1, 1), density=True, histtype="step", label=f"step {k}")
-    ax.set(xlabel="t = <x, e>", ylabel="density of t", title=f"histogram of t (d={d}, l={l}, eps={eps}, β={beta})")
-    ax.legend(fontsize=7)
-    save_figure(fig, os.path.join(args.out, "heat_step_hist.png"))
+    figures = heat_dynamics_figures(
+        args.out, steps=steps, amp=amp, pred=pred, g_l=g_l, g_1st=g_1st, noise0=noise0, l_star=l_star,
+        heat_regime_end=heat_regime_end, tolerance=args.tolerance, degrees=degrees, spec=spec, snaps=snaps,
+        d=d, l=l, eps=eps, beta=beta, n=n)
 
     res = {
         "d": d, "l": l, "eps": eps, "beta": beta, "N": n,
@@ -153,8 +114,7 @@ def main(argv=None) -> dict:
         "noise_overtakes_step_estimate": k_noise,
         "spectrum_degrees": degrees, "spectrum": spec, "pair_fraction_r0.02": pairs,
         "seconds": time.perf_counter() - t0,
-        "figures": [os.path.join(args.out, f) for f in ("heat_step_amplitude.png", "heat_step_cloud.png",
-                                                       "heat_step_hist.png")],
+        "figures": figures,
     }
     io.save_json(os.path.join(args.out, "heat_step.json"), res)
     if not args.quiet:

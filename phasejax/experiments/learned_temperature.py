@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from phasejax.plots import learn_figure, save_figure
+from phasejax.plots import learn_figure, learned_mse_figure
 
 
 def _parser():
@@ -51,36 +51,27 @@ def _parser():
     return p
 
 
-def _mse_figure(path, by_d, mc, out):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+def _mse_curves(by_d, mc):
+    """Per d, per n: the exact (quadrature) and large-n MSE against beta around the optimum, the minimiser, the
+    learned beta +- se and the Monte Carlo point, for :func:`phasejax.plots.learned_mse_figure`."""
     from phasejax import learn as L
 
-    fig, axes = plt.subplots(1, len(by_d), figsize=(6.5 * len(by_d), 4.8), squeeze=False)
-    for ax, (d, res) in zip(axes[0], sorted(by_d.items()), strict=True):
+    curves = {}
+    for d, res in sorted(by_d.items()):
         r = res["regression"]
+        rows = []
         for i, n in enumerate(r["n"]):
             bo = r["beta_opt_theory"][i]
             grid = np.geomspace(bo / 4, bo * 4, 41)
-            exact = np.array([L.regression_mse_exact(b, int(n), d) for b in grid])
-            large = np.array([L.regression_mse_large_n(b, int(n), d) for b in grid])
-            (line,) = ax.loglog(grid, exact, "-", label=f"n={n:g}: exact (quadrature)")
-            ax.loglog(grid, large, ":", color=line.get_color(), label=f"n={n:g}: large-n bias$^2$+variance")
-            ax.axvline(bo, color=line.get_color(), lw=0.8)
-            b, se = r["beta_learned"][i], r["beta_learned_se"][i]
-            ax.axvspan(b - 2 * se, b + 2 * se, color=line.get_color(), alpha=0.2)
-            if (d, int(n)) in mc:
-                b, m, se = mc[(d, int(n))]
-                ax.errorbar(b, m, yerr=2 * se, fmt="o", color=line.get_color(), ms=4, capsize=2)
-        ax.set_xlabel("inverse temperature $\\beta$")
-        ax.set_ylabel("expected squared error against $f(q)$")
-        ax.set_title(f"d={d}: MSE, minimiser (line) and learned $\\beta$ (band: ±2 se); dots: Monte Carlo ±2 se",
-                     fontsize=9)
-        ax.legend(fontsize=7)
-    return save_figure(fig, path)
+            rows.append({
+                "n": n, "beta_opt": bo, "grid": grid,
+                "exact": np.array([L.regression_mse_exact(b, int(n), d) for b in grid]),
+                "large_n": np.array([L.regression_mse_large_n(b, int(n), d) for b in grid]),
+                "beta_learned": r["beta_learned"][i], "beta_learned_se": r["beta_learned_se"][i],
+                "monte_carlo": mc.get((d, int(n))),
+            })
+        curves[d] = rows
+    return curves
 
 
 def main(argv=None):
@@ -95,7 +86,7 @@ def main(argv=None):
     from phasejax.runtime import io
 
     ns_args = argparse.Namespace(d=3, task="both", n_min=args.n_min, n_max=args.n_max, n_points=args.n_points,
-                                 steps=args.steps, batch=args.batch, contexts=args.contexts)
+                                 steps=args.steps, batch=args.batch, contexts=args.contexts, runs=args.runs)
     for d in args.d:
         ns_args.d = d
         _, tasks, ns = cmd.validate(ns_args)
@@ -116,7 +107,7 @@ def main(argv=None):
         tables.append(cmd.learn_table({"files": {}}, by_d[d]))
     files = {
         "phase_diagram": learn_figure(os.path.join(out, "phase_diagram.png"), by_d),
-        "mse_curves": _mse_figure(os.path.join(out, "mse_curves.png"), by_d, mc, out),
+        "mse_curves": learned_mse_figure(os.path.join(out, "mse_curves.png"), _mse_curves(by_d, mc)),
     }
     summary = {
         str(d): {t: cmd.public_result(r) for t, r in res.items()} for d, res in by_d.items()

@@ -30,7 +30,7 @@ import time
 
 import numpy as np
 
-from phasejax.plots import save_figure
+from phasejax.plots import local_exponent_figure
 
 
 def _parser():
@@ -68,10 +68,6 @@ def main(argv=None) -> dict:
     if args.quick:
         args.ns, args.seeds, args.m, args.fit_n = [1000, 4000], 48, 256, 20_000
     import jax
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
     from phasejax.cli import format_table
     from phasejax.estimate import fit_tail
@@ -119,43 +115,10 @@ def main(argv=None) -> dict:
          "lambda(n_max)/lambda*", "alpha_hat +- se", "C_hat +- se", "mean gap"],
         rows, title=f"beta_peak(n) ~ lambda* n^(2/alpha) on S^2: n = {ns}, {args.seeds} seeds, m = {args.m}")
 
-    # ---------------------------------------------------------------- figure
-    fig, ax = plt.subplots(1, 3, figsize=(16, 4.8))
-    colors = {name: f"C{i}" for i, name in enumerate(res)}
-    for name in ("powerlaw alpha=1", "powerlaw alpha=2", "powerlaw alpha=4"):
-        r = res[name]
-        n = np.asarray(r["n"])
-        ax[0].errorbar(n, r["beta_peak"], yerr=2 * np.asarray(r["beta_peak_se"]), fmt="o", color=colors[name],
-                       capsize=3, label=f"{name}: slope {r['exponent']:.3f}$\\pm${r['exponent_se']:.3f}")
-        nn = np.geomspace(n.min() / 1.3, n.max() * 1.3, 50)
-        ax[0].plot(nn, r["lambda_star_theory"] * nn ** (2 / r["alpha"]), "--", color=colors[name], lw=1)
-    ax[0].set(xscale="log", yscale="log", xlabel="context length n", ylabel="$\\beta_{peak}(n)$",
-              title="PowerLawCap on $S^2$ (dashed: theory $\\lambda^*(\\alpha) n^{2/\\alpha}$)")
-    ax[0].legend(fontsize=7)
-    for name in ("uniform", "mixture", "anisotropic", "mixture-warped"):
-        r = res[name]
-        n = np.asarray(r["n"])
-        scale = r["lambda_star_theory"] * n ** (2 / r["alpha"])
-        ax[1].errorbar(n, np.asarray(r["beta_peak"]) / n, yerr=2 * np.asarray(r["beta_peak_se"]) / n, fmt="o-",
-                       color=colors[name], capsize=3,
-                       label=f"{name} ($\\alpha$={r['alpha']:g}): "
-                       f"slope {r['exponent']:.3f}$\\pm${r['exponent_se']:.3f}")
-        ax[1].plot(n, scale / n, ":", color=colors[name], lw=1)
-    ax[1].set(xscale="log", yscale="log", xlabel="context length n", ylabel="$\\beta_{peak}(n) / n$",
-              title="local, not global (dotted: theory)")
-    ax[1].legend(fontsize=7)
-    edges = np.linspace(0, 2, 81)
-    for name in ("uniform", "mixture", "anisotropic", "mixture-warped"):
-        u = np.asarray(laws(args.u0)[name].sample_gaps(jax.random.key(7), 50_000), np.float64)
-        ax[2].hist(u, bins=edges, density=True, histtype="step", color=colors[name], lw=1.5,
-                   ls="--" if name == "mixture-warped" else "-", label=name)
-    ax[2].set(yscale="log", xlabel="gap u = 1 - <q,k>", ylabel="density of u",
-              title="global shape (warp differs only for u < u0)")
-    ax[2].axvline(args.u0, color="gray", ls=":", lw=1)
-    ax[2].legend(fontsize=7)
-    for a in ax:
-        a.title.set_fontsize(9)
-    fig_path = save_figure(fig, os.path.join(args.out, "local_exponent.png"))
+    # the global shape of each law (the figure's third panel): gaps drawn here, histogrammed in plots
+    shapes = {name: np.asarray(laws(args.u0)[name].sample_gaps(jax.random.key(7), 50_000), np.float64)
+              for name in ("uniform", "mixture", "anisotropic", "mixture-warped")}
+    fig_path = local_exponent_figure(os.path.join(args.out, "local_exponent.png"), res, shapes, args.u0)
     elapsed = time.perf_counter() - t0
     out = {"laws": res, "ns": ns, "seeds": args.seeds, "m": args.m, "u0": args.u0, "elapsed_s": elapsed,
            "files": {"figure": fig_path, "json": os.path.join(args.out, "local_exponent.json")}}

@@ -79,7 +79,7 @@ def _peak_fd(log_beta, mean_w):
 
 def main(argv=None) -> dict:
     from phasejax.laws import UniformSphere
-    from phasejax.plots import save_figure
+    from phasejax.plots import precision_floor_figure
     from phasejax.scaling import nearest_gap_samples
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -115,22 +115,15 @@ def main(argv=None) -> dict:
     finally:
         jax.config.update("jax_enable_x64", old)
     claims = []
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.3))
     nn = np.geomspace(ns.min(), ns.max(), 200)
+    panels = {}
     table = [f"{'format':>9s} {'n_floor theory':>15s} {'n_floor measured':>17s}"]
-    for k, (name, (_, bits)) in enumerate(FORMATS.items()):
+    for name, (_, bits) in FORMATS.items():
         ulp = 2.0 ** (-bits)
         tie = np.array(rows[name]["tie"])
         se = np.sqrt(np.maximum(tie * (1 - tie), 1.0 / seeds) / seeds)
-        axes[0].errorbar(ns, tie, yerr=2 * se, fmt="o", color=f"C{k}", ms=3, capsize=2, label=f"{name} (measured)")
-        axes[0].plot(nn, tie_probability(nn, ulp), "-", color=f"C{k}", lw=1, label=f"{name} (theory)")
-        axes[1].plot(ns, np.maximum(rows[name]["w_err"], 1e-9), "o-", color=f"C{k}", label=name)
-        axes[2].plot(ns, rows[name]["peak_ratio"], "o-", color=f"C{k}", label=name)
+        panels[name] = {"tie": tie, "tie_se": se, "tie_theory": tie_probability(nn, ulp),
+                        "w_err": np.maximum(rows[name]["w_err"], 1e-9), "peak_ratio": rows[name]["peak_ratio"]}
         theory_floor = n_floor_theory(ulp)
         measured = None
         if tie[0] < 0.5 < tie[-1]:
@@ -145,25 +138,7 @@ def main(argv=None) -> dict:
                                 note="tie model: random grid offset"))
         shown = f"{measured:.4g}" if measured else "outside grid"
         table.append(f"{name:>9s} {theory_floor:15.4g} {shown:>17s}")
-    axes[0].set_xscale("log")
-    axes[0].set_xlabel("context length n (keys, uniform on S^2)")
-    axes[0].set_ylabel("P(two nearest keys get the same score)")
-    axes[0].legend(fontsize=7)
-    axes[1].set_xscale("log")
-    axes[1].set_yscale("log")
-    axes[1].set_xlabel("context length n")
-    axes[1].set_ylabel("relative error of E[max weight] at lambda*")
-    axes[1].legend(fontsize=7)
-    axes[2].set_xscale("log")
-    axes[2].set_xlabel("context length n")
-    axes[2].set_ylabel("beta_peak(format) / beta_peak(float64)")
-    axes[2].axhline(1.0, color="k", lw=0.8, ls=":")
-    axes[2].set_yscale("log")
-    axes[2].legend(fontsize=7)
-    for ax in axes:
-        ax.grid(alpha=0.3, which="both")
-    fig.suptitle(f"Precision floor of attention logits (d=3, {seeds} contexts per n)", fontsize=10)
-    fig_path = save_figure(fig, os.path.join(out, "precision_floor.png"))
+    fig_path = precision_floor_figure(os.path.join(out, "precision_floor.png"), ns, nn, panels, seeds)
     n_check = float(ns[-1])
     claims.append(claim(f"float32: relative error of E[max weight] at lambda*, n={n_check:.0e} (< 1e-3)", 0.0,
                         float(rows["float32"]["w_err"][-1]), None, tol=1e-3))

@@ -140,6 +140,26 @@ def _ppp_stats(keys, h, rho, m, k):
     return jax.vmap(one)(keys)
 
 
+def check_critical_lambda(d: int, lam: float) -> float:
+    """log rho, rho = C lambda^{-h} the Poisson intensity of the critical law at d (h = (d-1)/2, C = C_d), after
+    checking lambda: each Poisson sample keeps ~rho 60^h points, so lambda is bounded below by that size (1e5
+    points: smaller lambda is the subcritical regime) and above by rho's underflow. InputError names the bound."""
+    lam = check_real("lambda", lam, positive=True)
+    law = UniformSphere(check_int("d", d, minimum=2))
+    h, c = law.alpha / 2, law.C
+    log_rho = math.log(c) - h * math.log(lam)
+    if log_rho + h * math.log(60.0) > math.log(1e5):
+        lam_min = math.exp((math.log(c) + h * math.log(60.0) - math.log(1e5)) / h)
+        raise InputError(f"lambda = {lam:g} is too small for the critical law at d = {d}: the Poisson limit would "
+                         f"need > 1e5 points per sample; lambda must be >= {lam_min:.4g} (smaller lambda is the "
+                         "subcritical regime)")
+    if log_rho < -700.0:
+        lam_max = math.exp((math.log(c) + 700.0) / h)
+        raise InputError(f"lambda = {lam:g} is too large at d = {d} (rho = C lambda^(-h) underflows); lambda must be "
+                         f"<= {lam_max:.4g}")
+    return log_rho
+
+
 def critical_laws(
     d: int, lam: float, ns, *, key, seeds: int = 2000, ppp_seeds: int = 20000, m: int | float = 256, k: int = 3,
     devices: int | None = None,
@@ -155,8 +175,9 @@ def critical_laws(
     lam = check_real("lambda", lam, positive=True)
     seeds = check_int("seeds", seeds, minimum=10)
     law = UniformSphere(d)
-    h, c = law.alpha / 2, law.C
-    rho = c * lam ** (-h)
+    h = law.alpha / 2
+    log_rho = check_critical_lambda(d, lam)
+    rho = math.exp(log_rho)
     kp = jax.random.split(jax.random.fold_in(key, 10**6), ppp_seeds)
     mm = max(m, int(rho * (60.0 ** h)) + 16)
     w_ppp, h_ppp = (np.asarray(x, np.float64) for x in _over_seeds(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import pickle
 
 import jax
@@ -433,3 +434,21 @@ def test_cli_limit_laws_beta_not_subcritical(tmp_path, capsys):
     """Found by the property test: --beta 1e300 reached the plots (a log axis of zeros) with a traceback."""
     _cli_error(capsys, ["limit-laws", "--n-max", "100", "--seeds", "50", "--beta", "1e300"], tmp_path,
                r"--beta 1e\+300 is not subcritical at --n-max 100")
+
+
+@pytest.mark.parametrize("lam,match", [("5e-324", r"lambda = 4\.94066e-324 is too small .* lambda must be >= 0\.0003"),
+                                       ("1e-45", r"too small for the critical law at d = 3"),
+                                       ("1e300", r"--lambda must be <= 1e6")])
+def test_cli_limit_laws_lambda_out_of_range(tmp_path, capsys, lam, match):
+    """Found by the 600-example property run: a tiny --lambda overflowed rho = C lambda^(-h) (OverflowError, or a
+    TypeError from JAX on a subnormal); a huge one overflowed beta. Both refused before any work."""
+    _cli_error(capsys, ["limit-laws", "--n-max", "100", "--seeds", "50", "--lambda", lam], tmp_path, match)
+
+
+def test_critical_lambda_bound_is_the_poisson_sample_size():
+    from phasejax.limits import check_critical_lambda
+
+    # d = 3: h = 1, C = 1/2; rho 60^h <= 1e5 <=> lambda >= 60 / (2 e5) = 3e-4 exactly
+    assert check_critical_lambda(3, 3.0001e-4) == pytest.approx(math.log(0.5 / 3.0001e-4))
+    with pytest.raises(InputError, match="lambda must be >= 0.0003"):
+        check_critical_lambda(3, 2.9999e-4)

@@ -45,14 +45,17 @@ def run(args):
         raise InputError(f"--seeds must be >= 50 for the distribution tests, got {args.seeds}")
     if args.d > 1024:
         raise InputError(f"--d must be <= 1024, got {args.d}")
+    if args.lam > 1e6:  # deep in the supercritical regime already (lambda* ~ 0.4 at d = 3); beta would overflow
+        raise InputError(f"--lambda must be <= 1e6 (the critical window is lambda ~ lambda* = O(1)), got {args.lam:g}")
     beta_c = float(args.n_max) ** (2.0 / (args.d - 1))  # the critical scale n^(2/alpha) at the largest n
     if not args.beta < beta_c:
         raise InputError(f"--beta {args.beta:g} is not subcritical at --n-max {args.n_max}: the fixed-beta law needs "
                          f"beta < n^(2/(d-1)) = {beta_c:.4g}")
+    from .. import limits
+
+    limits.check_critical_lambda(args.d, args.lam)  # before any work
     out = C.setup(args, "limit-laws")
     import jax
-
-    from .. import limits
 
     key = key_from_seed(args.seed)
     decades = int(math.floor(math.log10(args.n_max)))

@@ -28,7 +28,7 @@ from .claims import add_seed_argument, claim, experiment_key, format_claims, out
 D_TABLE = (16, 32, 64, 128)
 N_TABLE = (1e3, 1e4, 1e5, 1e6)
 N_GAUSS = tuple(10.0**k for k in range(2, 13))
-D_DENSE = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256)
+D_DENSE = (8, 12, 16, 24, 32, 48, 64, 96, 128, 192)  # lambda* of the Poisson limit holds to d = 217
 N_DENSE = tuple(10.0**k for k in range(2, 10))
 
 

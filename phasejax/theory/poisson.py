@@ -293,9 +293,19 @@ def lambda_star(d=None, *, alpha=None, C=None) -> LambdaStar:  # noqa: N803  (C 
         h = (d - 1) / 2.0
         c = C if C is not None else gap_constant(d)
     c = check_real("C", c, positive=True)
+    if h > H_MAX:
+        raise InputError(f"lambda_star: the Poisson-limit peak is verified for h = alpha/2 <= {H_MAX:g} (alpha <= "
+                         f"{2 * H_MAX:g}, uniform keys d <= {2 * H_MAX + 1:g}); got h = {h:g}. Beyond it the universal "
+                         "curve's quadrature (log rho* < -500) loses the peak; use the exact finite-n engine "
+                         "(phasejax.theory.finite_n_beta_peak) at such d")
     lr, chi, ew = _rho_star(float(h))
     log_lam = (math.log(c) - lr) / h
     return LambdaStar(math.exp(log_lam), math.exp(lr), h * chi, ew, h, c)
+
+
+# Largest h = alpha/2 of lambda_star: lambda*(h) ~ h/2 is smooth up to h = 108 and erratic from h = 110 on (the
+# peak search on the universal curve finds spurious extrema once log rho* < -500); checked on a grid of h.
+H_MAX = 108.0
 
 
 @functools.lru_cache(maxsize=256)

@@ -182,3 +182,21 @@ def test_lambda_star_alpha_consistency():
     c = T.lambda_star(alpha=4.0)  # PowerLawCap on S^2: C = 2^-2
     assert c.C == pytest.approx(0.25, rel=1e-14)
     assert c.lambda_star == pytest.approx((0.25 / a.rho_star) ** 0.5, rel=1e-12)
+
+
+def test_lambda_star_is_smooth_in_h_up_to_its_bound_and_refused_beyond():
+    """lambda*(h) for alpha = 2h and C = 1 is h (1 + O(1/h)): over a grid of h up to H_MAX it stays within 1% of h
+    and its second differences within 0.1 (4e-4 relative: the peak search's resolution), where the erratic values
+    beyond H_MAX jumped by a factor 4; past H_MAX an InputError, not a number."""
+    import numpy as np
+
+    from phasejax._checks import InputError
+    from phasejax.theory import lambda_star
+    from phasejax.theory.poisson import H_MAX
+
+    hs = np.arange(92.0, H_MAX + 1e-9, 4.0)
+    lam = np.array([lambda_star(alpha=2 * h, C=1.0).lambda_star for h in hs])
+    assert np.all(np.abs(lam / hs - 1) < 0.01)
+    assert np.max(np.abs(np.diff(lam, 2))) < 0.1
+    with pytest.raises(InputError, match="verified for h = alpha/2 <= 108"):
+        lambda_star(alpha=2 * H_MAX + 2, C=1.0)

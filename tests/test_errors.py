@@ -452,3 +452,13 @@ def test_critical_lambda_bound_is_the_poisson_sample_size():
     assert check_critical_lambda(3, 3.0001e-4) == pytest.approx(math.log(0.5 / 3.0001e-4))
     with pytest.raises(InputError, match="lambda must be >= 0.0003"):
         check_critical_lambda(3, 2.9999e-4)
+
+
+def test_regime_refuses_beta_whose_lambda_underflows():
+    """Found by the 600-example property run: `diagnose --beta 5e-324` took log(0) (lambda = beta/n^(2/alpha)
+    underflowed). Now computed in log space; a rho beyond float64 is an InputError naming beta."""
+    from phasejax.theory import regime
+
+    with pytest.raises(InputError, match=r"beta = 4\.941e-324.*beyond float64"):
+        regime(5e-324, [256], 2.0, 0.5)
+    assert regime(1e-30, [256], 2.0, 0.5).name == ("sub",)  # small but representable: computed

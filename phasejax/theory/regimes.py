@@ -322,9 +322,16 @@ def regime(beta, n, alpha: float, C: float, *, band: Sequence[float] = DEFAULT_B
     if np.any(nn < 1):
         raise InputError("n must be >= 1")
     h = alpha / 2
-    lam = b / nn ** (1 / h)
+    log_lam = np.log(b) - np.log(nn) / h  # in log space: lambda itself may underflow (beta = 5e-324)
+    lam = np.exp(log_lam)
+    log_rho = math.log(C) - h * log_lam
+    if np.any(np.abs(log_rho) > 7e2):
+        raise InputError(f"beta = {float(np.min(b)):.4g}..{float(np.max(b)):.4g} at n = {float(np.min(nn)):.4g}.."
+                         f"{float(np.max(nn)):.4g} puts rho = C lambda^(-alpha/2) beyond float64 (|log rho| up to "
+                         f"{float(np.max(np.abs(log_rho))):.4g} > 700): far outside the critical window; use a beta "
+                         "nearer lambda* n^(2/alpha)")
     lo, hi = max_weight_band(alpha, C, band)
-    ew = np.array([_ppp(h, np.float64(math.log(C) - h * math.log(x)), 0, HOST) for x in lam.ravel()])
+    ew = np.array([_ppp(h, np.float64(x), 0, HOST) for x in np.ravel(log_rho)])
     ew = ew.reshape(lam.shape)
     names = tuple("sub" if x < lo else ("super" if x > hi else "critical") for x in lam.ravel())
     ls = float(lambda_star(alpha=alpha, C=C).lambda_star)

@@ -27,7 +27,7 @@ From these, exactly (no further approximation):
 Everything is differentiable in beta (``jax.jvp`` gives susceptibilities; docs/theory.md §e).
 
 A logit transform (``transform=SoftCap(50.0)``, any :class:`LogitTransform` f) gives weights proportional to
-exp(f(beta t)) through a separate pass (:class:`TransformedAccumulator`, docs/theory.md §j); without one the
+exp(f(beta t)) through its own accumulator (:class:`TransformedAccumulator`, docs/theory.md §j); without one the
 pass above runs unchanged.
 """
 
@@ -229,20 +229,41 @@ def _chunking(n, chunk):
     return chunk, n_chunks
 
 
+# The three streaming drivers (gaps in memory, keys in memory, gaps sampled inside the scan) are shared by the
+# plain pass (transform None: :class:`Accumulator`) and the transformed one (:class:`TransformedAccumulator`):
+# ``_new_state``, ``_fold`` and ``_finish`` pick the accumulator, the drivers only chunk, pad and mask.
+
+
+def _new_state(transform, betas, top_k, dtype, values_dim=None):
+    cls = Accumulator if transform is None else TransformedAccumulator
+    return cls.init(betas, top_k=top_k, values_dim=values_dim, dtype=dtype)
+
+
+def _fold(state, transform, betas, u, valid, values=None):
+    if transform is None:
+        return state.update(betas, u, valid, values)
+    return state.update(transform, betas, u, valid, values)
+
+
+def _finish(state, transform, betas, *, query=None, d=None):
+    if transform is None:
+        return state.finish(betas, query=query, d=d)
+    return state.finish(transform, betas)
+
+
 @functools.partial(jax.jit, static_argnames=("top_k", "chunk"))
-def _gap_observables(gaps, betas, top_k, chunk):
+def _gap_observables(gaps, betas, top_k, chunk, transform=None):
     n = gaps.shape[0]
     chunk, n_chunks = _chunking(n, chunk)
     pad = n_chunks * chunk - n
     u = jnp.pad(gaps, (0, pad)).reshape(n_chunks, chunk)
     valid = (jnp.arange(n_chunks * chunk) < n).reshape(n_chunks, chunk)
-    state = Accumulator.init(betas, top_k=top_k, dtype=gaps.dtype)
 
     def body(s, xs):
-        return s.update(betas, *xs), None
+        return _fold(s, transform, betas, *xs), None
 
-    state, _ = jax.lax.scan(body, state, (u, valid))
-    return state.finish(betas)
+    state, _ = jax.lax.scan(body, _new_state(transform, betas, top_k, gaps.dtype), (u, valid))
+    return _finish(state, transform, betas)
 
 
 def gap_observables(
@@ -278,28 +299,25 @@ def gap_observables(
     gaps = jnp.asarray(gaps)
     if not jnp.issubdtype(gaps.dtype, jnp.floating):
         gaps = gaps.astype(jnp.result_type(float))
-    if transform is not None:
-        return _transformed_gap_observables(gaps, _as_betas(betas, gaps.dtype), _check_transform(transform),
-                                            top_k, chunk)
-    return _gap_observables(gaps, _as_betas(betas, gaps.dtype), top_k, chunk)
+    return _gap_observables(gaps, _as_betas(betas, gaps.dtype), top_k, chunk, _check_transform(transform))
 
 
 @functools.partial(jax.jit, static_argnames=("top_k", "chunk"))
-def _key_observables(query, keys, values, betas, top_k, chunk):
+def _key_observables(query, keys, values, betas, top_k, chunk, transform=None):
     n, d = keys.shape
     chunk, n_chunks = _chunking(n, chunk)
     pad = n_chunks * chunk - n
     kc = jnp.pad(keys, ((0, pad), (0, 0))).reshape(n_chunks, chunk, d)
     vc = jnp.pad(values, ((0, pad), (0, 0))).reshape(n_chunks, chunk, values.shape[1])
     valid = (jnp.arange(n_chunks * chunk) < n).reshape(n_chunks, chunk)
-    state = Accumulator.init(betas, top_k=top_k, values_dim=values.shape[1], dtype=keys.dtype)
+    state = _new_state(transform, betas, top_k, keys.dtype, values_dim=values.shape[1])
 
     def body(s, xs):
         k, v, ok = xs
-        return s.update(betas, gaps_from_keys(query, k), ok, v), None
+        return _fold(s, transform, betas, gaps_from_keys(query, k), ok, v), None
 
     state, _ = jax.lax.scan(body, state, (kc, vc, valid))
-    return state.finish(betas, query=query if values.shape[1] == d else None, d=d)
+    return _finish(state, transform, betas, query=query if values.shape[1] == d else None, d=d)
 
 
 def key_observables(
@@ -340,26 +358,22 @@ def key_observables(
     keys = keys.astype(dtype)
     query = jnp.asarray(query, dtype)
     values = keys if values is None else jnp.asarray(values, dtype)
-    if transform is not None:
-        return _transformed_key_observables(query, keys, values, _as_betas(betas, dtype),
-                                            _check_transform(transform), top_k, chunk)
-    return _key_observables(query, keys, values, _as_betas(betas, dtype), top_k, chunk)
+    return _key_observables(query, keys, values, _as_betas(betas, dtype), top_k, chunk, _check_transform(transform))
 
 
 @functools.partial(jax.jit, static_argnames=("n", "top_k", "chunk", "dtype"))
-def _sampled_observables(law, key, betas, n, top_k, chunk, dtype):
+def _sampled_observables(law, key, betas, n, top_k, chunk, dtype, transform=None):
     chunk, n_chunks = _chunking(n, chunk)
-    state = Accumulator.init(betas, top_k=top_k, dtype=dtype)
     idx = jnp.arange(chunk)
     last = n_chunks - 1
     rem = n - last * chunk  # keys in the last chunk (a host int <= chunk: no int32 overflow at n >= 2^31)
 
     def body(s, c):
         u = law.sample_gaps(jax.random.fold_in(key, c), chunk, dtype=dtype)
-        return s.update(betas, u, (c < last) | (idx < rem)), None
+        return _fold(s, transform, betas, u, (c < last) | (idx < rem)), None
 
-    state, _ = jax.lax.scan(body, state, jnp.arange(n_chunks))
-    return state.finish(betas)
+    state, _ = jax.lax.scan(body, _new_state(transform, betas, top_k, dtype), jnp.arange(n_chunks))
+    return _finish(state, transform, betas)
 
 
 def sampled_observables(
@@ -389,13 +403,8 @@ def sampled_observables(
     if -(-n // min(chunk, n)) >= 2**31:
         raise InputError(f"n = {n} needs {-(-n // min(chunk, n))} chunks of {min(chunk, n)} keys, more than the 2^31 "
                          "a scan can count; raise chunk or use the nearest sampler (--sampler nearest)")
-    if transform is not None:
-        if n >= 2**31:
-            raise InputError(f"n = {n} >= 2^31 with a logit transform: the exact sampler's key index overflows "
-                             "int32; use the nearest sampler (--sampler nearest) or n < 2^31")
-        return _transformed_sampled_observables(law, key, _as_betas(betas, dtype), _check_transform(transform), n,
-                                                top_k, chunk, dtype)
-    return _sampled_observables(law, key, _as_betas(betas, dtype), n, top_k, chunk, dtype)
+    return _sampled_observables(law, key, _as_betas(betas, dtype), n, top_k, chunk, dtype,
+                                _check_transform(transform))
 
 
 def _check_gaps(gaps):
@@ -555,12 +564,12 @@ def nearest_observables(
 
 
 # =========================================================================== logit transforms (docs/theory.md §j)
-# Weights proportional to exp(f(beta t)), t = 1 - u, for a non-decreasing f (a soft cap). A separate pass: the
-# default path above (no transform) is untouched.
+# Weights proportional to exp(f(beta t)), t = 1 - u, for a non-decreasing f (a soft cap). Its own accumulator,
+# through the same drivers: the default path (no transform) runs the plain Accumulator's ops unchanged.
 
 
-def _check_transform(transform) -> LogitTransform:
-    if not isinstance(transform, LogitTransform):
+def _check_transform(transform) -> LogitTransform | None:
+    if transform is not None and not isinstance(transform, LogitTransform):
         raise InputError(
             "transform must be None or a phasejax.observables.LogitTransform (e.g. SoftCap(50.0)), "
             f"got {type(transform).__name__}"
@@ -655,51 +664,3 @@ class TransformedAccumulator(eqx.Module):
             mean_gap=self.m + mean_up, var_gap=var, log_partition=log_partition, min_gap=self.m,
             output=None if self.y is None else self.y / z[:, None], bias=None, top_k=self.topk.shape[0],
         )
-
-
-@functools.partial(jax.jit, static_argnames=("top_k", "chunk"))
-def _transformed_gap_observables(gaps, betas, transform, top_k, chunk):
-    n = gaps.shape[0]
-    chunk, n_chunks = _chunking(n, chunk)
-    pad = n_chunks * chunk - n
-    u = jnp.pad(gaps, (0, pad)).reshape(n_chunks, chunk)
-    valid = (jnp.arange(n_chunks * chunk) < n).reshape(n_chunks, chunk)
-    state = TransformedAccumulator.init(betas, top_k=top_k, dtype=gaps.dtype)
-
-    def body(s, xs):
-        return s.update(transform, betas, *xs), None
-
-    state, _ = jax.lax.scan(body, state, (u, valid))
-    return state.finish(transform, betas)
-
-
-@functools.partial(jax.jit, static_argnames=("top_k", "chunk"))
-def _transformed_key_observables(query, keys, values, betas, transform, top_k, chunk):
-    n, d = keys.shape
-    chunk, n_chunks = _chunking(n, chunk)
-    pad = n_chunks * chunk - n
-    kc = jnp.pad(keys, ((0, pad), (0, 0))).reshape(n_chunks, chunk, d)
-    vc = jnp.pad(values, ((0, pad), (0, 0))).reshape(n_chunks, chunk, values.shape[1])
-    valid = (jnp.arange(n_chunks * chunk) < n).reshape(n_chunks, chunk)
-    state = TransformedAccumulator.init(betas, top_k=top_k, values_dim=values.shape[1], dtype=keys.dtype)
-
-    def body(s, xs):
-        k, v, ok = xs
-        return s.update(transform, betas, gaps_from_keys(query, k), ok, v), None
-
-    state, _ = jax.lax.scan(body, state, (kc, vc, valid))
-    return state.finish(transform, betas)
-
-
-@functools.partial(jax.jit, static_argnames=("n", "top_k", "chunk", "dtype"))
-def _transformed_sampled_observables(law, key, betas, transform, n, top_k, chunk, dtype):
-    chunk, n_chunks = _chunking(n, chunk)
-    state = TransformedAccumulator.init(betas, top_k=top_k, dtype=dtype)
-    idx = jnp.arange(chunk)
-
-    def body(s, c):
-        u = law.sample_gaps(jax.random.fold_in(key, c), chunk, dtype=dtype)
-        return s.update(transform, betas, u, c * chunk + idx < n), None
-
-    state, _ = jax.lax.scan(body, state, jnp.arange(n_chunks))
-    return state.finish(transform, betas)

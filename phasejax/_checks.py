@@ -180,6 +180,14 @@ def check_option(name: str, value, allowed: Iterable[str]) -> str:
     return value
 
 
+def check_key(config, name: str, where: str, *, allow_none: bool = True):
+    """``config[name]`` of a rope dict (one with ``rope_type``), or an :class:`InputError` when the key is missing
+    (with ``allow_none=False`` also when it is None): "``where`` of rope_type 'yarn' needs 'factor'; got keys [...]"."""
+    if name not in config or (not allow_none and config[name] is None):
+        raise InputError(f"{where} of rope_type {config['rope_type']!r} needs {name!r}; got keys {sorted(config)}")
+    return config[name]
+
+
 def check_lengths(name: str, n) -> np.ndarray:
     """Context lengths (numbers of keys) as a 1-D float64 array, each finite and >= 1."""
     raw = np.asarray(n) if not isinstance(n, int) else np.asarray(n, dtype=object)

@@ -169,6 +169,18 @@ def schedule_betas(name: str, n, params: dict) -> np.ndarray:
     return np.asarray(schedule_beta(name, np.asarray(n, np.float64), **params), np.float64)
 
 
+def _schedule_setup(constants: LawConstants, level: float, params: dict):
+    """(alpha, C, the critical window at ``level``, a copy of ``params`` with ``alpha`` defaulting to the law's
+    and ``critical_lambda`` (when None or absent) to lambda*): what the schedule tables start from."""
+    a, c = constants.alpha, constants.C
+    win = critical_window(a, c, level=level)
+    params = dict(params)
+    params.setdefault("alpha", a)
+    if params.get("critical_lambda") is None:
+        params["critical_lambda"] = win.lambda_star
+    return a, c, win, params
+
+
 def schedule_table(constants: LawConstants, n, *, schedules=SCHEDULE_NAMES, level: float = 0.5, d: int | None = None,
                    **params) -> dict:
     """Each schedule at each n: beta, lambda(n)/lambda*, Poisson-limit E[max weight], effective keys.
@@ -187,12 +199,7 @@ def schedule_table(constants: LawConstants, n, *, schedules=SCHEDULE_NAMES, leve
     (``theory.effective_keys_limit``), valid for beta << n^{2/(d-1)}.
     """
     n = check_lengths("n", n)
-    a, c = constants.alpha, constants.C
-    win = critical_window(a, c, level=level)
-    params = dict(params)
-    params.setdefault("alpha", a)
-    if params.get("critical_lambda") is None:
-        params["critical_lambda"] = win.lambda_star
+    a, c, win, params = _schedule_setup(constants, level, params)
     betas = np.stack([schedule_betas(s, n, params) for s in schedules])
     lam = betas / n[None, :] ** (2.0 / a)
     summ = poisson_summary(a, c, lam)
@@ -234,12 +241,7 @@ def leaves_window_at(constants: LawConstants, name: str, *, n_min: float, n_max:
     n_max = check_real("n_max", n_max, minimum=1.0)
     if not n_max > n_min:
         raise InputError(f"n_max ({n_max:g}) must be larger than n_min ({n_min:g})")
-    a, c = constants.alpha, constants.C
-    win = critical_window(a, c, level=level)
-    params = dict(params)
-    params.setdefault("alpha", a)
-    if params.get("critical_lambda") is None:
-        params["critical_lambda"] = win.lambda_star
+    a, _, win, params = _schedule_setup(constants, level, params)
 
     def ratio(nn):
         nn = np.atleast_1d(np.asarray(nn, np.float64))

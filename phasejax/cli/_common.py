@@ -25,6 +25,9 @@ __all__ = [
     "real",
     "nonneg_real",
     "positive_real",
+    "k_option",
+    "add_k_level_arguments",
+    "band_from_args",
     "add_output_arguments",
     "add_geometry_arguments",
     "geometry_from_args",
@@ -103,6 +106,29 @@ def positive_real(text: str) -> float:
     if v <= 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return v
+
+
+def k_option(text: str):
+    """The k rule of a tail fit: 'gof', 'min_ks' or a positive integer K."""
+    if text in ("gof", "min_ks"):
+        return text
+    return positive_int(text)
+
+
+def add_k_level_arguments(g, *, k_help: str) -> None:
+    """--k (the tail fit's k rule, help text ``k_help``) and --level (its test level) on a parser or group."""
+    g.add_argument("--k", type=k_option, default="gof", help=k_help)
+    g.add_argument("--level", type=positive_real, default=0.1, help="test level of the k rule (default 0.1)")
+
+
+def band_from_args(args) -> tuple[float, float]:
+    """(LOW, HIGH) of --window, after checking 0 < LOW < HIGH < 1 and 0 < --level < 1 (else InputError)."""
+    lo_w, hi_w = args.window
+    if not 0 < lo_w < hi_w < 1:
+        raise InputError(f"--window must satisfy 0 < LOW < HIGH < 1, got {lo_w:g} {hi_w:g}")
+    if not 0 < args.level < 1:
+        raise InputError(f"--level must be in (0, 1), got {args.level:g}")
+    return lo_w, hi_w
 
 
 def add_output_arguments(p: argparse.ArgumentParser) -> None:

@@ -40,12 +40,6 @@ NAME = "diagnose"
 HELP = "local exponent alpha, C, predicted and measured beta_peak(n), and the regime of a beta, for keys in a .npy"
 
 
-def _k_option(text: str):
-    if text in ("gof", "min_ks"):
-        return text
-    return C.positive_int(text)
-
-
 def add_arguments(p):
     p.add_argument("keys", help="keys as a plain .npy array (N, d); rows are normalised (pickles are refused)")
     g = p.add_argument_group("queries and temperature")
@@ -58,10 +52,8 @@ def add_arguments(p):
                    help="the band of Poisson-limit E[max weight] called critical, [LOW, HIGH] "
                    "(default 0.1 0.9; 'window' in the JSON)")
     g = p.add_argument_group("tail fit")
-    g.add_argument("--k", type=_k_option, default="gof",
-                   help="gaps per query: 'gof' (largest k passing the KS, trend and stability tests; default), "
-                   "'min_ks', or K")
-    g.add_argument("--level", type=C.positive_real, default=0.1, help="test level of the k rule (default 0.1)")
+    C.add_k_level_arguments(g, k_help="gaps per query: 'gof' (largest k passing the KS, trend and stability tests; "
+                            "default), 'min_ks', or K")
     g = p.add_argument_group("context lengths")
     g.add_argument("--n-min", type=C.count, default=32, help="smallest subsample size n' (default 32)")
     g.add_argument("--n-points", type=C.positive_int, default=5,
@@ -127,11 +119,7 @@ def _measure(fit, queries, keys, sizes, seeds, seed, progress):
 def run(args):
     t0 = time.perf_counter()
     keys, query = _load(args)
-    lo_w, hi_w = args.window
-    if not 0 < lo_w < hi_w < 1:
-        raise InputError(f"--window must satisfy 0 < LOW < HIGH < 1, got {lo_w:g} {hi_w:g}")
-    if not 0 < args.level < 1:
-        raise InputError(f"--level must be in (0, 1), got {args.level:g}")
+    lo_w, hi_w = C.band_from_args(args)
     if args.seeds < 2 and not args.no_measure:
         raise InputError(f"--seeds must be >= 2 for a standard error, got {args.seeds}")
     out = C.setup(args, NAME)

@@ -29,12 +29,6 @@ NAME = "model"
 HELP = "diagnose every attention head of a Hugging Face checkpoint (or 'minilm') on a text"
 
 
-def _k_option(text: str):
-    if text in ("gof", "min_ks"):
-        return text
-    return C.positive_int(text)
-
-
 def add_arguments(p):
     p.add_argument("dir", help="model directory (config.json, model.safetensors, tokenizer.json), or 'minilm'")
     p.add_argument("--text", required=True, help="UTF-8 text file to run the model on")
@@ -45,8 +39,7 @@ def add_arguments(p):
     p.add_argument("--layers", type=C.integer, nargs="+", default=None, help="only these layer indices")
     p.add_argument("--heads", type=C.integer, nargs="+", default=None, help="only these head indices")
     p.add_argument("--max-queries", type=C.positive_int, default=512, help="queries per head (default 512)")
-    p.add_argument("--k", type=_k_option, default="gof", help="tail-fit k: 'gof' (default), 'min_ks', or K")
-    p.add_argument("--level", type=C.positive_real, default=0.1, help="test level of the k rule (default 0.1)")
+    C.add_k_level_arguments(p, k_help="tail-fit k: 'gof' (default), 'min_ks', or K")
     p.add_argument("--window", type=C.positive_real, nargs=2, default=(0.1, 0.9), metavar=("LOW", "HIGH"),
                    help="E[max weight] band called critical (default 0.1 0.9)")
     C.add_output_arguments(p)
@@ -65,11 +58,7 @@ def _read_text(path: str) -> str:
 
 def run(args):
     t0 = time.perf_counter()
-    lo_w, hi_w = args.window
-    if not 0 < lo_w < hi_w < 1:
-        raise InputError(f"--window must satisfy 0 < LOW < HIGH < 1, got {lo_w:g} {hi_w:g}")
-    if not 0 < args.level < 1:
-        raise InputError(f"--level must be in (0, 1), got {args.level:g}")
+    lo_w, hi_w = C.band_from_args(args)
     text = _read_text(args.text)
     import phasejax.models as pm
 

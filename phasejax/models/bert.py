@@ -20,7 +20,7 @@ import jax.numpy as jnp
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._checks import InputError, check_option
-from .layers import ACTIVATIONS, LayerNorm, Linear, Trace, attend, merge_heads, split_heads
+from .layers import ACTIVATIONS, LayerNorm, Linear, Trace, attend_and_project, split_heads
 
 
 class BertAttention(eqx.Module):
@@ -34,8 +34,7 @@ class BertAttention(eqx.Module):
 
     def __call__(self, x: Float[ArrayLike, "L D"]) -> tuple[Float[Array, "L D"], Trace]:
         q, k, v = (split_heads(f(x), self.heads) for f in (self.query, self.key, self.value))
-        out, trace = attend(q, k, v, scale=q.shape[-1] ** -0.5, mask=None)
-        return self.output(merge_heads(out)), trace
+        return attend_and_project(q, k, v, self.output, mask=None)
 
 
 class BertLayer(eqx.Module):

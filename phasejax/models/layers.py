@@ -111,3 +111,10 @@ def split_heads(x: Float[ArrayLike, "L HD"], heads: int) -> Float[Array, "H L D"
 def merge_heads(x: Float[ArrayLike, "H L D"]) -> Float[Array, "L HD"]:
     """(H, L, D) -> (L, H D), the inverse of :func:`split_heads`."""
     return x.transpose(1, 0, 2).reshape(x.shape[1], -1)
+
+
+def attend_and_project(q, k, v, output: Linear, *, mask) -> tuple[Float[Array, "L D"], Trace]:
+    """:func:`attend` (q, k, v (H, L, D_h); ``mask`` (L, L) or None) at the softmax scale 1/sqrt(D_h), the heads
+    merged and projected by ``output``, and the :class:`Trace` (the attention of BERT and of the Llama family)."""
+    out, trace = attend(q, k, v, scale=q.shape[-1] ** -0.5, mask=mask)
+    return output(merge_heads(out)), trace

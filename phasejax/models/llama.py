@@ -27,7 +27,7 @@ import numpy as np
 from jaxtyping import Array, ArrayLike, Float, Int
 
 from .._checks import InputError, check_option
-from .layers import ACTIVATIONS, Linear, RMSNorm, Trace, attend, matmul, merge_heads, split_heads
+from .layers import ACTIVATIONS, Linear, RMSNorm, Trace, attend_and_project, matmul, split_heads
 from .rope import apply_rope, head_dim
 
 _NO_WINDOW = np.iinfo(np.int32).max
@@ -50,8 +50,7 @@ class DecoderAttention(eqx.Module):
         v = split_heads(self.v(x), self.kv_heads)
         group = self.heads // self.kv_heads
         k, v = jnp.repeat(k, group, axis=0), jnp.repeat(v, group, axis=0)
-        out, trace = attend(q, k, v, scale=q.shape[-1] ** -0.5, mask=mask)
-        return self.o(merge_heads(out)), trace
+        return attend_and_project(q, k, v, self.o, mask=mask)
 
 
 class MLP(eqx.Module):

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, ArrayLike, Float
 
-from .._checks import InputError, check_option, check_real
+from .._checks import InputError, check_key, check_option, check_real
 from ..schedules import rope_attention_factor, rope_dicts
 
 ROPE_TYPES = ("default", "linear", "dynamic", "yarn", "longrope", "llama3")
@@ -62,13 +62,7 @@ def rope_parameters(config: dict) -> dict:
 
 
 def _factor(rope: dict, name: str) -> float:
-    return check_real(f"rope_scaling.{name}", _required(rope, name), positive=True)
-
-
-def _required(rope: dict, name: str):
-    if rope.get(name) is None:
-        raise InputError(f"rope_scaling of rope_type {rope['rope_type']!r} needs {name!r}; got keys {sorted(rope)}")
-    return rope[name]
+    return check_real(f"rope_scaling.{name}", check_key(rope, name, "rope_scaling", allow_none=False), positive=True)
 
 
 def _scaling_factor(rope: dict, config: dict) -> float:
@@ -113,7 +107,8 @@ def inverse_frequencies(config: dict, *, seq_len: int) -> tuple[np.ndarray, floa
         ramp = np.clip((np.arange(dim // 2) - low) / ((high + 0.001 if low == high else high) - low), 0, 1)
         inv = inv / factor * ramp + inv * (1 - ramp)
     elif kind == "longrope":
-        ext = _required(rope, "long_factor" if seq_len > rope["original_max_position_embeddings"] else "short_factor")
+        ext = check_key(rope, "long_factor" if seq_len > rope["original_max_position_embeddings"] else "short_factor",
+                        "rope_scaling", allow_none=False)
         if len(ext) != dim // 2:
             raise InputError(f"rope_scaling long_factor/short_factor must have {dim // 2} entries, got {len(ext)}")
         inv = inv / np.asarray(ext, dtype=np.float64)

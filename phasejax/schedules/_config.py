@@ -12,7 +12,7 @@ import math
 import os
 from collections.abc import Mapping
 
-from .._checks import InputError, check_int, check_real
+from .._checks import InputError, check_int, check_key, check_real
 from ._scalar import yarn_mscale
 
 __all__ = ["HF_ROPE_TYPES", "ROPE_TYPES", "load_config", "rope_attention_factor"]
@@ -113,12 +113,6 @@ def check_rope_type(rp: dict, key: str, accepted=ROPE_TYPES) -> str:
     return rtype
 
 
-def need_key(rp: dict, name: str, key: str):
-    if name not in rp:
-        raise InputError(f"{key} of rope_type {rp['rope_type']!r} needs {name!r}; got keys {sorted(rp)}")
-    return rp[name]
-
-
 def _positive(rp: dict, name: str, key: str, value=None) -> float:
     v = rp.get(name) if value is None else value
     return check_real(f"{key}.{name}", v, positive=True)
@@ -132,7 +126,7 @@ def max_positions(cfg: dict) -> float:
 
 def yarn_factor(rp: dict, cfg: dict, key: str) -> float:
     """HF v5: ``factor`` (required key); None -> max_position_embeddings / original_max_position_embeddings."""
-    f = need_key(rp, "factor", key)
+    f = check_key(rp, "factor", key)
     if f is None:
         orig = _positive(rp, "original_max_position_embeddings", key)
         return max_positions(cfg) / orig
@@ -159,8 +153,8 @@ def hf_yarn_attention_factor(rp: dict, cfg: dict, key: str) -> tuple[float, dict
 
 def hf_longrope_attention_factor(rp: dict, cfg: dict, key: str) -> tuple[float, dict]:
     """(factor on cos/sin, keys used) of ``_compute_longrope_parameters`` (transformers v5)."""
-    need_key(rp, "long_factor", key)
-    need_key(rp, "short_factor", key)
+    check_key(rp, "long_factor", key)
+    check_key(rp, "short_factor", key)
     orig = _positive(rp, "original_max_position_embeddings", key)
     used = {"original_max_position_embeddings": orig}
     if rp.get("factor") is not None:
@@ -186,7 +180,7 @@ def hf_attention_factor(rp: dict, cfg: dict, key: str) -> tuple[float, dict]:
     if rtype == "longrope":
         return hf_longrope_attention_factor(rp, cfg, key)
     if rtype in ("linear", "dynamic", "llama3"):
-        _positive(rp, "factor", key, need_key(rp, "factor", key))
+        _positive(rp, "factor", key, check_key(rp, "factor", key))
     return 1.0, {}
 
 

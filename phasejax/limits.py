@@ -29,10 +29,18 @@ from scipy import stats
 from . import theory
 from ._checks import InputError, check_int, check_real
 from .laws.sphere import UniformSphere
-from .observables import Accumulator
+from .observables import Accumulator, _chunk_valid
+from .runtime.memory import check_memory
 from .scaling import nearest_gap_samples
 
-__all__ = ["ks_noise", "subcritical_fluctuations", "critical_laws", "supercritical_tail_check", "entropy_crossover"]
+__all__ = [
+    "check_limit_laws_memory",
+    "ks_noise",
+    "subcritical_fluctuations",
+    "critical_laws",
+    "supercritical_tail_check",
+    "entropy_crossover",
+]
 
 
 def _over_seeds(f, keys, devices):
@@ -45,6 +53,43 @@ def _over_seeds(f, keys, devices):
     return run_seeds(f, keys, devices=devices, batched=True)
 
 
+# Up-front memory checks (runtime.memory): each step's largest arrays, vmapped over its seeds at once.
+
+
+def _check_sub_memory(seeds, n_top, d, item):
+    check_memory(4.0 * seeds * n_top * (2 * d + 2) * item, "seeds", f"{seeds} contexts x a chunk of {n_top} keys "
+                 f"in d = {d}")
+
+
+def _ppp_points(m, rho, h):  # points kept per Poisson-limit sample: the m nearest, or all within e^-60 of the top
+    return max(m, int(rho * (60.0**h)) + 16)
+
+
+def _check_critical_memory(seeds, ppp_seeds, m, mm, item):
+    check_memory(4.0 * (ppp_seeds * mm + seeds * m) * item, "seeds",
+                 f"{ppp_seeds} Poisson samples x {mm} points and {seeds} contexts x {m} nearest gaps")
+
+
+def _check_nearest_memory(seeds, m, item):
+    check_memory(4.0 * seeds * m * item, "seeds", f"{seeds} contexts x {m} nearest gaps")
+
+
+def check_limit_laws_memory(d: int, lam: float, seeds: int, *, chunk: int = 8192) -> None:
+    """Refuse, before any work, a ``phasejax limit-laws`` run whose steps would not fit in memory: the subcritical
+    step (``seeds // 2`` contexts, keys in chunks of ``chunk``), the critical one (``seeds`` contexts and
+    ``10 seeds`` Poisson samples) and the supercritical one (``2 seeds`` contexts of 64 nearest gaps); each raises
+    the :class:`~phasejax._checks.InputError` of :func:`phasejax.runtime.memory.check_memory` naming seeds.
+
+    >>> check_limit_laws_memory(3, 0.4, 400)
+    """
+    item = jnp.dtype(jnp.result_type(float)).itemsize
+    h = (d - 1) / 2
+    rho = math.exp(check_critical_lambda(d, lam))
+    _check_sub_memory(max(50, seeds // 2), chunk, d, item)
+    _check_critical_memory(seeds, 10 * seeds, 256, _ppp_points(256, rho, h), item)
+    _check_nearest_memory(2 * seeds, 64, item)
+
+
 def ks_noise(s1: int, s2: int) -> float:
     """95% critical value of the two-sample KS distance for sample sizes s1, s2 (asymptotic)."""
     return 1.358 * math.sqrt((s1 + s2) / (s1 * s2))
@@ -52,15 +97,16 @@ def ks_noise(s1: int, s2: int) -> float:
 
 @functools.partial(jax.jit, static_argnames=("law", "n", "chunk"))
 def _outputs(law, keys, q, beta, n, chunk):
+    valid = _chunk_valid(n, chunk)
+
     def one(k):
-        idx = jnp.arange(chunk)
         n_chunks = -(-n // chunk)
         state = Accumulator.init(beta, values_dim=q.shape[0], dtype=q.dtype)
 
         def body(s, c):
             kk = law.sample_keys(jax.random.fold_in(k, c), q, chunk)
             u = 0.5 * jnp.sum((kk - q[None, :]) ** 2, axis=-1)
-            return s.update(beta, u, c * chunk + idx < n, kk), None
+            return s.update(beta, u, valid(c), kk), None
 
         state, _ = jax.lax.scan(body, state, jnp.arange(n_chunks))
         return state.finish(beta).output[0]
@@ -84,6 +130,8 @@ def subcritical_fluctuations(
     seeds = check_int("seeds", seeds, minimum=10)
     law = UniformSphere(d)
     dtype = jnp.result_type(float)
+    n_top = max([min(chunk, int(v)) for v in ns], default=1)  # the vmapped chunk of keys and values
+    _check_sub_memory(seeds, n_top, d, jnp.dtype(dtype).itemsize)
     q = jnp.zeros(d, dtype).at[0].set(1.0)
     a = float(theory.mean_resultant(beta, d))
     s_par, s_perp = (float(x) for x in theory.subcritical_covariance(beta, d))
@@ -178,8 +226,10 @@ def critical_laws(
     h = law.alpha / 2
     log_rho = check_critical_lambda(d, lam)
     rho = math.exp(log_rho)
+    ppp_seeds = check_int("ppp_seeds", ppp_seeds, minimum=10)
+    mm = _ppp_points(m, rho, h)
+    _check_critical_memory(seeds, ppp_seeds, m, mm, jnp.dtype(jnp.result_type(float)).itemsize)
     kp = jax.random.split(jax.random.fold_in(key, 10**6), ppp_seeds)
-    mm = max(m, int(rho * (60.0 ** h)) + 16)
     w_ppp, h_ppp = (np.asarray(x, np.float64) for x in _over_seeds(
         lambda ks: _ppp_stats(ks, h, jnp.asarray(rho), mm, k), kp, devices))
     ew1 = float(theory.poisson_expected_max_weight(h, rho))
@@ -216,6 +266,8 @@ def supercritical_tail_check(
     n = check_int("n", n, minimum=2)
     law = UniformSphere(d)
     h, c = law.alpha / 2, law.C
+    seeds = check_int("seeds", seeds, minimum=2)
+    _check_nearest_memory(seeds, min(m, n), jnp.dtype(jnp.result_type(float)).itemsize)
     gaps = nearest_gap_samples(law, key, n, min(m, n), seeds=seeds, devices=devices)
     rows = []
     for lam in lams:
@@ -237,13 +289,14 @@ def supercritical_tail_check(
 
 @functools.partial(jax.jit, static_argnames=("law", "n", "chunk"))
 def _entropy_and_var(law, keys, betas, n, chunk):
+    valid = _chunk_valid(n, chunk)
+
     def one(k):
-        idx = jnp.arange(chunk)
         state = Accumulator.init(betas)
 
         def body(s, c):
             u = law.sample_gaps(jax.random.fold_in(k, c), chunk, dtype=betas.dtype)
-            return s.update(betas, u, c * chunk + idx < n), None
+            return s.update(betas, u, valid(c)), None
 
         state, _ = jax.lax.scan(body, state, jnp.arange(-(-n // chunk)))
         o = state.finish(betas)
@@ -263,6 +316,9 @@ def entropy_crossover(
     if b.ndim != 1 or np.any(b <= 0):
         raise InputError("betas must be a 1-D array of positive numbers")
     dtype = jnp.result_type(float)
+    seeds = check_int("seeds", seeds, minimum=2)
+    check_memory(4.0 * seeds * b.size * min(chunk, n) * jnp.dtype(dtype).itemsize, "seeds",
+                 f"{seeds} contexts x {b.size} betas x a chunk of {min(chunk, n)} keys")
     bj = jnp.asarray(b, dtype)
     ent, var = (np.asarray(x, np.float64) for x in _over_seeds(
         lambda ks: _entropy_and_var(UniformSphere(d), ks, bj, n, min(chunk, n)), jax.random.split(key, seeds),

@@ -361,16 +361,28 @@ def key_observables(
     return _key_observables(query, keys, values, _as_betas(betas, dtype), top_k, chunk, _check_transform(transform))
 
 
+def _chunk_valid(n: int, chunk: int):
+    """``valid(c)``: the (chunk,) mask of real keys in chunk c of n keys generated chunk by chunk (all but the last
+    chunk full). The last chunk's count is a host int <= chunk, so nothing overflows int32 at n >= 2^31 (the
+    plain c * chunk + i < n would)."""
+    idx = jnp.arange(chunk)
+    last = -(-n // chunk) - 1
+    rem = n - last * chunk
+
+    def valid(c):
+        return (c < last) | (idx < rem)
+
+    return valid
+
+
 @functools.partial(jax.jit, static_argnames=("n", "top_k", "chunk", "dtype"))
 def _sampled_observables(law, key, betas, n, top_k, chunk, dtype, transform=None):
     chunk, n_chunks = _chunking(n, chunk)
-    idx = jnp.arange(chunk)
-    last = n_chunks - 1
-    rem = n - last * chunk  # keys in the last chunk (a host int <= chunk: no int32 overflow at n >= 2^31)
+    valid = _chunk_valid(n, chunk)
 
     def body(s, c):
         u = law.sample_gaps(jax.random.fold_in(key, c), chunk, dtype=dtype)
-        return _fold(s, transform, betas, u, (c < last) | (idx < rem)), None
+        return _fold(s, transform, betas, u, valid(c)), None
 
     state, _ = jax.lax.scan(body, _new_state(transform, betas, top_k, dtype), jnp.arange(n_chunks))
     return _finish(state, transform, betas)

@@ -39,6 +39,7 @@ from .laws.base import KeyLaw
 from .laws.nearest import bulk_sums, clt_error, tail_log_prob
 from .observables import OBSERVABLE_NAMES, Accumulator, _gap_observables
 from .runtime.ensemble import choose_sampler
+from .runtime.memory import check_memory
 from .transition import Peak, derivative, find_peak
 
 __all__ = [
@@ -421,6 +422,17 @@ class ScalingResult:
         return 2 / self.alpha
 
 
+def _scan_memory(seeds: int, m: int, points: int, itemsize: int) -> float:
+    """Bytes that :func:`scaling_scan` holds at once for one n: the (seeds, m) nearest gaps (with a sorted copy
+    and the bulk's per-context data), and the susceptibility's vmapped working set, (seeds, points, chunk)
+    counted 4 times (values, tangents and the scan's temporaries), chunk = min(m, 32768).
+
+    >>> _scan_memory(256, 512, 16, 4) < 2**30
+    True
+    """
+    return 3.0 * seeds * m * itemsize + 4.0 * seeds * points * min(m, 32768) * itemsize + 64.0 * seeds * points
+
+
 def scaling_scan(
     law: KeyLaw,
     ns,
@@ -490,6 +502,23 @@ def scaling_scan(
         bulk_curve = bulk_gap_curve(a_g, b_g, observable)
     log_step = math.log(hi / lo) / (grid_points - 1)
     lam_collapse = np.geomspace(lo, hi, collapse_points)
+    if m is not None:
+        m = check_int("m", m, minimum=1)
+
+    def keys_kept(n, lo_c, hi_c):  # (m, bulk on?) for context length n and the lambda range (lo_c, hi_c)
+        m_tail = choose_m(law, n, lo_c, tail_tol=tail_tol)
+        # auto: the bulk term only where the m nearest alone would need many keys (the bulk's quadrature and
+        # its compilation cost about as much as a few thousand keys)
+        bulk_n = use_bulk and (bulk is not None or m_tail > BULK_ABOVE)
+        if m is not None:
+            return min(m, n), bulk_n
+        return (choose_m_bulk(law, n, (lo_c, hi_c), tol=error_tol) if bulk_n else m_tail), bulk_n
+
+    # before any work: the largest n's arrays must fit (the grid may widen later; this is the first grid's size)
+    itemsize = jnp.dtype(jnp.result_type(float)).itemsize
+    m_max = max(keys_kept(n, lo, hi)[0] for n in ns)
+    check_memory(_scan_memory(seeds, m_max, grid_points, itemsize), "seeds (or m)",
+                 f"{seeds} contexts x {m_max} nearest gaps x {grid_points} betas")
     rows = []
     samplers = set()
     for i, n in enumerate(ns):
@@ -500,16 +529,10 @@ def scaling_scan(
         lo_n, hi_n = lo, hi
         for _attempt in range(4):
             lo_c = min(lo_n, lo)
-            m_tail = choose_m(law, n, lo_c, tail_tol=tail_tol)
-            # auto: the bulk term only where the m nearest alone would need many keys (the bulk's quadrature and
-            # its compilation cost about as much as a few thousand keys)
-            bulk_n = use_bulk and (bulk is not None or m_tail > BULK_ABOVE)
-            if m is not None:
-                mm = min(check_int("m", m, minimum=1), n)
-            elif bulk_n:
-                mm = choose_m_bulk(law, n, (lo_c, max(hi_n, hi)), tol=error_tol)
-            else:
-                mm = m_tail
+            mm, bulk_n = keys_kept(n, lo_c, max(hi_n, hi))
+            points = int(round(math.log(hi_n / lo_n) / log_step)) + 1
+            check_memory(_scan_memory(seeds, mm, points, itemsize), "seeds (or m)",
+                         f"{seeds} contexts x {mm} nearest gaps x {points} betas at n = {n}")
             gaps = nearest_gap_samples(law, jax.random.fold_in(key, i), n, mm, seeds=seeds, sampler=resolved,
                                        devices=devices, checkpoint=checkpoint, cell_seeds=cell_seeds,
                                        prefix=f"n{i:03d}-m{mm}-seeds")
@@ -522,7 +545,6 @@ def scaling_scan(
                 curve_n = bulk_curve
             else:
                 data, curve_n = (gaps,), curve
-            points = int(round(math.log(hi_n / lo_n) / log_step)) + 1
             grid = jnp.log(jnp.asarray(np.geomspace(lo_n, hi_n, points) * scale, gaps.dtype))
             peak: Peak = find_peak(curve_n, grid, *data)
             if not peak.on_edge:

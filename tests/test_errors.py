@@ -385,6 +385,10 @@ def test_cli_scaling_edge_flagged_and_left_out(tmp_path, capsys, monkeypatch):
      r"--nearest-m: .* lower --nearest-m"),
     (["learn", "--runs", "1e4"], r"--runs: 10000 runs .* lower --runs"),
     (["heat", "--N", "1e12", "--beta", "10"], r"--N: a cloud of 1000000000000 tokens .* lower --N"),
+    (["scaling", "--seeds", "1e8", "--n-max", "1e4"],
+     r"seeds \(or m\): 100000000 contexts x 256 nearest gaps x 16 betas would take about .*TiB.*lower seeds"),
+    (["scaling", "--m", "5e7", "--n-max", "1e9"], r"seeds \(or m\): 256 contexts x 50000000 nearest gaps .*GiB"),
+    (["limit-laws", "--seeds", "1e8"], r"seeds: 50000000 contexts x a chunk of 8192 keys in d = 3 .* lower seeds"),
 ])
 def test_cli_memory_refused_up_front(argv, match, tmp_path, capsys, monkeypatch):
     """Sizes beyond memory are refused before compiling, naming the estimate and the flag that lowers it
@@ -393,6 +397,35 @@ def test_cli_memory_refused_up_front(argv, match, tmp_path, capsys, monkeypatch)
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 16 * 2**30)
     _cli_error(capsys, argv, tmp_path, match)
+
+
+def test_default_runs_pass_the_memory_checks(monkeypatch):
+    """The checks do not refuse the documented runs at a 16 GiB budget: limit-laws' defaults (d = 3, 8, 16) and
+    the largest lambda's Poisson sample."""
+    from phasejax import limits
+    from phasejax.runtime import memory
+
+    monkeypatch.setattr(memory, "available_bytes", lambda: 16 * 2**30)
+    for d, lam in ((3, 0.4), (8, 3.7), (16, 20.0), (3, 1e6)):
+        limits.check_limit_laws_memory(d, lam, 400)
+    with pytest.raises(InputError, match=r"^seeds: 1000000000 Poisson samples x 256 points and 10 contexts"):
+        limits.critical_laws(3, 0.4, [100], key=jax.random.key(0), seeds=10, ppp_seeds=10**9)
+
+
+def test_chunk_valid_counts_every_key_once_past_int32():
+    """The exact sampler's chunk mask: as c * chunk + i < n where that fits int32, and n keys in all at n >= 2^31
+    (where c * chunk + i wraps)."""
+    from phasejax.observables import _chunk_valid
+
+    for n, chunk in ((10, 3), (12, 4), (1, 1), (7, 7)):
+        valid = _chunk_valid(n, chunk)
+        for c in range(-(-n // chunk)):
+            assert np.array_equal(np.asarray(valid(jnp.asarray(c))), c * chunk + np.arange(chunk) < n)
+    n, chunk = 2**31 + 1000, 2**22
+    valid = _chunk_valid(n, chunk)
+    last = -(-n // chunk) - 1
+    counts = [int(np.sum(np.asarray(valid(jnp.asarray(c, jnp.int32))))) for c in (0, last - 1, last)]
+    assert counts == [chunk, chunk, n - last * chunk] and last * chunk + counts[2] == n
 
 
 def test_memory_helpers():

@@ -54,6 +54,7 @@ def run(args):
     from .. import limits
 
     limits.check_critical_lambda(args.d, args.lam)  # before any work
+    limits.check_limit_laws_memory(args.d, args.lam, args.seeds)
     out = C.setup(args, "limit-laws")
     import jax
 

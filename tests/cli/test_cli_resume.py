@@ -1,57 +1,20 @@
-"""Sharding over devices and processes, and resumable cells (phasejax.distributed, phasejax.checkpoint).
+"""Resumable CLI runs (phasejax.cli scaling and sweep with --out, --cell-seeds, --no-resume; issue 17).
 
-Device counts are fixed when JAX starts, so the multi-device and multi-process runs happen in
-subprocesses (tests/_distributed_worker.py): one process with 2 forced host devices
-(XLA_FLAGS=--xla_force_host_platform_device_count=2), and two processes joined by
-jax.distributed on 127.0.0.1 (gloo CPU collectives). The kill / signal tests stop a
-subprocess run mid-way and resume it here.
-
-Tolerance: seed i depends only on key i, so the contract is equality up to float
-reassociation (rtol 1e-5 in float32); on CPU the results are bit-identical, which is asserted
-too (``EXACT``) so that a change in that shows up.
+A run stopped before its last cell is resumed from the cells in the same --out with the same results,
+and a different config into that --out is refused with one line naming the differing setting.
+`phasejax sweep` over two processes (subprocesses joined by jax.distributed on 127.0.0.1) equals one
+process, within ``RTOL`` and ``EXACT`` of tests/_subprocess.py (bit-identical on CPU).
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-
-HERE = Path(__file__).resolve().parent
-
-
-ROOT = HERE.parents[1]  # the repository
-
-
-RTOL = 1e-5
-
-
-EXACT = True  # CPU: sharded == one device bit for bit
-
-
-def _env(**extra):
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["JAX_PLATFORMS"] = "cpu"
-    env.update(extra)
-    return env
-
-
-def _finish(proc, timeout=300):
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _subprocess import EXACT, ROOT, RTOL, _env, _finish, _free_port
 
 
 @pytest.mark.slow

@@ -1,13 +1,13 @@
-"""Local-exponent estimation (phasejax.estimate) and the extra key laws (phasejax.laws_extra), docs/theory.md §d.
+"""Local-exponent estimation (phasejax.estimate), docs/theory.md §d.
 
-References are independent: exact power-law samples drawn with NumPy (u = 2 U^{2/alpha} on S^2), SciPy's
-chi^2 and KS, closed-form CDFs, and float64 reference gaps.
+fit_tail's Hill estimate of alpha and C with its exact chi^2 interval (and its coverage), pooled queries,
+the goodness-of-fit k rule on a locally warped law (phasejax.laws.LocalWarp) and on a pure power law,
+the KS and trend p-values under the null, smallest_gaps / pairwise_gaps precision and errors,
+estimate_tail's held-out queries, the beta_peak prediction, and the score-tail fit.
 
-
-Schedules against the public model code's convention, the phase diagram, the tail predictor, the CLI.
-
-Each schedule test writes the model code's snippet out independently in NumPy (scale q and/or k,
-or the logit, then take the dot product) and compares the logit multiplier with beta(n)/beta0.
+Each reference is independent of the library: exact PowerLawCap(3, alpha) gaps drawn with NumPy
+(u = 2 U^{2/alpha}, so C = 2^{-alpha/2}), SciPy's chi^2 quantiles, binomial bands for coverage and
+p-value calibration, gaps in closed form (1 - cos theta = 2 sin^2(theta/2)) and from dense float64 q.k.
 """
 
 from __future__ import annotations

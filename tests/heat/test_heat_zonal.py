@@ -1,7 +1,9 @@
-"""phasejax.heat: the all-queries attention step, zonal modes and the exact Funk-Hecke map (docs/theory.md §g).
+"""phasejax.heat: zonal modes (docs/theory.md §g).
 
-Every reference here is independent of the library: a dense NumPy softmax, SciPy's Gegenbauer
-polynomials, Bessel functions (ive) and adaptive quadrature, the public anchor file, and Monte Carlo
+gegenbauer and its derivative, harmonic_dimension as the inverse mean square of P_l, sample_zonal's
+law of t = <x,e> and its uniform azimuth, and mode_amplitude / zonal_spectrum as unbiased estimators.
+References are independent of the library: SciPy's Gegenbauer polynomials and adaptive quadrature, the
+density of t = <x,e> under rho = 1 + eps P_l (checked with SciPy's KS test), and Monte Carlo
 with a tolerance that follows from its standard error.
 """
 
@@ -13,17 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from scipy import integrate, special, stats
+from _heat_ref import p_ref
+from scipy import integrate, stats
 
 from phasejax import heat
-
-
-def p_ref(t, d, l):
-    """Normalised Gegenbauer polynomial from SciPy (Legendre for d = 3, Chebyshev T for d = 2)."""
-    if d == 2:
-        return special.eval_chebyt(l, t)
-    a = (d - 2) / 2
-    return special.eval_gegenbauer(l, a, t) / special.eval_gegenbauer(l, a, 1.0)
 
 
 def t_density(t, d, l, eps):

@@ -1,14 +1,11 @@
-"""Sharding over devices and processes, and resumable cells (phasejax.distributed, phasejax.checkpoint).
+"""Resumable cells (phasejax.runtime: CellStore, config_hash, deferred_signals).
 
-Device counts are fixed when JAX starts, so the multi-device and multi-process runs happen in
-subprocesses (tests/_distributed_worker.py): one process with 2 forced host devices
-(XLA_FLAGS=--xla_force_host_platform_device_count=2), and two processes joined by
-jax.distributed on 127.0.0.1 (gloo CPU collectives). The kill / signal tests stop a
-subprocess run mid-way and resume it here.
-
-Tolerance: seed i depends only on key i, so the contract is equality up to float
-reassociation (rtol 1e-5 in float32); on CPU the results are bit-identical, which is asserted
-too (``EXACT``) so that a change in that shows up.
+A run's cells are tied to its config (a different config into the same folder is refused, --no-resume
+starts over); a SIGTERM / SIGINT is deferred until the current cell is saved. The stop tests kill or
+signal a subprocess run (the 'cells' run of tests/runtime/_distributed_worker.py) mid-way and resume it
+here: every cell file left is complete, and the resumed result equals the uninterrupted one exactly
+(same code path). Then verified cells and the write lock (issue 17): cells of another run, damaged or
+non-finite cells are reported and recomputed, and a second writer of the same folder is refused.
 """
 
 from __future__ import annotations
@@ -24,44 +21,18 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from _subprocess import WORKER, _finish, _worker
 
 from phasejax._checks import InputError
 from phasejax.runtime import CellStore, config_hash, deferred_signals
 
-HERE = Path(__file__).resolve().parent
-
-
-WORKER = HERE / "_distributed_worker.py"
-
-
-ROOT = HERE.parents[1]  # the repository
-
-
-def _env(**extra):
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["JAX_PLATFORMS"] = "cpu"
-    env.update(extra)
-    return env
-
-
-def _worker(*args, timeout=300, **popen):
-    return subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], env=_env(), cwd=str(ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-
-
-def _finish(proc, timeout=300):
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
-
 
 def _w():
-    sys.path.insert(0, str(HERE))
+    sys.path.insert(0, str(WORKER.parent))
     try:
         import _distributed_worker
     finally:
-        sys.path.remove(str(HERE))
+        sys.path.remove(str(WORKER.parent))
     return _distributed_worker
 
 

@@ -1,63 +1,25 @@
-"""Sharding over devices and processes, and resumable cells (phasejax.distributed, phasejax.checkpoint).
+"""Sharding over devices and processes (phasejax.runtime: run_seeds, shard_over_seeds, seed_mesh, initialize).
 
 Device counts are fixed when JAX starts, so the multi-device and multi-process runs happen in
-subprocesses (tests/_distributed_worker.py): one process with 2 forced host devices
+subprocesses (tests/runtime/_distributed_worker.py): one process with 2 forced host devices
 (XLA_FLAGS=--xla_force_host_platform_device_count=2), and two processes joined by
-jax.distributed on 127.0.0.1 (gloo CPU collectives). The kill / signal tests stop a
-subprocess run mid-way and resume it here.
+jax.distributed on 127.0.0.1 (gloo CPU collectives); both must equal the plain one-device run.
+In this process: shard_over_seeds on one device against vmap, the device and jax.distributed
+input errors, and run_seeds over cells against one block (and its resume).
 
-Tolerance: seed i depends only on key i, so the contract is equality up to float
-reassociation (rtol 1e-5 in float32); on CPU the results are bit-identical, which is asserted
-too (``EXACT``) so that a change in that shows up.
+Tolerance: ``RTOL`` and ``EXACT`` of tests/_subprocess.py (equal up to float reassociation; bit-identical
+on CPU).
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-from pathlib import Path
-
 import jax
 import numpy as np
 import pytest
+from _subprocess import EXACT, RTOL, _finish, _free_port, _worker
 
 from phasejax._checks import InputError
 from phasejax.runtime import CellStore
-
-HERE = Path(__file__).resolve().parent
-
-
-WORKER = HERE / "_distributed_worker.py"
-
-
-ROOT = HERE.parents[1]  # the repository
-
-
-RTOL = 1e-5
-
-
-EXACT = True  # CPU: sharded == one device bit for bit
-
-
-def _env(**extra):
-    env = dict(os.environ)
-    env.pop("XLA_FLAGS", None)
-    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
-    env["JAX_PLATFORMS"] = "cpu"
-    env.update(extra)
-    return env
-
-
-def _worker(*args, timeout=300, **popen):
-    return subprocess.Popen([sys.executable, str(WORKER), *map(str, args)], env=_env(), cwd=str(ROOT),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
-
-
-def _finish(proc, timeout=300):
-    out, err = proc.communicate(timeout=timeout)
-    return proc.returncode, out, err
 
 
 def _leaves(z, prefix):
@@ -81,12 +43,6 @@ def two_devices(tmp_path_factory):
     rc, out, err = _finish(_worker("devices", path))
     assert rc == 0, err[-3000:]
     return np.load(path)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_two_devices_equal_one_device(two_devices):

@@ -1,13 +1,11 @@
-"""Local-exponent estimation (phasejax.estimate) and the extra key laws (phasejax.laws_extra), docs/theory.md §d.
+"""Regimes and the tail predictor (phasejax.theory), docs/theory.md §c.
 
-References are independent: exact power-law samples drawn with NumPy (u = 2 U^{2/alpha} on S^2), SciPy's
-chi^2 and KS, closed-form CDFs, and float64 reference gaps.
+max_weight_band, band_context_lengths and regime (super / critical / sub); predict_beta_peak reducing
+exactly to the power law (lambda* C^{1/h} n, and lambda*(3) = 0.3814472 on uniform S^2) and to the
+Gaussian hazard with its sqrt(2 log n)/sigma (REM) limit; tail_at_quantile at F = 1e-200; the limits
+of kappa_star_over_h.
 
-
-Schedules against the public model code's convention, the phase diagram, the tail predictor, the CLI.
-
-Each schedule test writes the model code's snippet out independently in NumPy (scale q and/or k,
-or the logit, then take the dot product) and compares the logit multiplier with beta(n)/beta0.
+References are independent: closed-form CDFs, SciPy's normal law, and the published lambda*(3).
 """
 
 from __future__ import annotations

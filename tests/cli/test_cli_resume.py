@@ -29,7 +29,7 @@ def test_scaling_cli_resumes_and_refuses_a_different_config(tmp_path, capsys):
     first = json.loads(capsys.readouterr().out)
     cells = sorted(os.listdir(tmp_path / "cells"))
     m0, m1 = first["m"]  # cells are named n<index>-m<m>-seeds-<start>-<stop> (m: nearest gaps kept per seed)
-    assert cells == ["manifest.json", f"n000-m{m0}-seeds-00000000-00000004.npz",
+    assert cells == [".lock", "manifest.json", f"n000-m{m0}-seeds-00000000-00000004.npz",
                      f"n000-m{m0}-seeds-00000004-00000008.npz", f"n001-m{m1}-seeds-00000000-00000004.npz",
                      f"n001-m{m1}-seeds-00000004-00000008.npz"]
     os.remove(tmp_path / "cells" / cells[-1])  # as if stopped before the last cell
@@ -84,7 +84,8 @@ def test_sweep_cli_two_processes_equal_one_process(tmp_path):
     two = load_dataset(str(tmp_path / "p0" / "sweep.nc"))
     assert two.attrs["run"]["parallel"]["processes"] == 2 and two.attrs["run"]["parallel"]["devices"] == 2
     assert not (tmp_path / "p1" / "sweep.nc").exists()  # only process 0 writes results
-    assert sorted(os.listdir(tmp_path / "p1" / "cells")) == sorted(os.listdir(tmp_path / "p0" / "cells"))
+    cells = [sorted(set(os.listdir(tmp_path / f"p{i}" / "cells")) - {".lock"}) for i in range(2)]
+    assert cells[0] == cells[1] and len(cells[0]) == 3  # the manifest and both cells; the writer alone locks --out
     for name in ("max_weight", "entropy", "effective_keys", "top_k_mass"):
         np.testing.assert_allclose(two[name].values, one[name].values, rtol=RTOL, atol=0)
         if EXACT:

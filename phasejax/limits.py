@@ -83,7 +83,7 @@ def check_limit_laws_memory(d: int, lam: float, seeds: int, *, chunk: int = 8192
     >>> check_limit_laws_memory(3, 0.4, 400)
     """
     item = jnp.dtype(jnp.result_type(float)).itemsize
-    h = (d - 1) / 2
+    h = UniformSphere(d).alpha / 2
     rho = math.exp(check_critical_lambda(d, lam))
     _check_sub_memory(max(50, seeds // 2), chunk, d, item)
     _check_critical_memory(seeds, 10 * seeds, 256, _ppp_points(256, rho, h), item)
